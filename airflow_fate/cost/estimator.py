@@ -1,0 +1,234 @@
+"""State-conditional cost of running a stage on a GPU set, as a breakdown.
+
+``time(s, G | state) = wait(G) + load + input + prefill + decode``:
+
+- **wait**: until every GPU of G has drained its queue (estimated ``busy_until``).
+- **load**: 0 when the model is resident on every GPU of G for exactly this shard group
+  (or a stage queued earlier on G will have loaded it). Otherwise, from the fastest tier
+  that has it: node host page cache -> each GPU reads ``weights / k`` over its own PCIe
+  link (``host_to_gpu_gbps``); node local disk -> the node reads all ``weights`` once at
+  ``local_disk_gbps``; else the remote store at ``min(remote_store_gbps,
+  node.network_gbps)``. Figures follow ServerlessLLM (OSDI'24) and the H200/H100
+  measurements in ``shared/calibration/README.md``.
+- **input**: for each parent, its output bytes over the link between where it ran and G:
+  0 when they share a GPU, NVLink (or host PCIe without NVLink) inside a node, the slower
+  NIC of the two nodes across nodes.
+- **prefill**: ``(input_tokens - reused) / prefill_rate``, where ``reused`` is the
+  prefix's tokens when the KV of ``(model, prefix id)`` is warm on every GPU of G.
+- **decode**: ``output_tokens / decode_rate``.
+
+Rates: the catalog's single-H100 rate, times the GPU type's ``relative_speed`` (unless the
+catalog gives a per-type figure), times ``k * shard_efficiency(k)`` for k shards, times an
+optional online correction factor per (model, GPU type). ``shard_efficiency(k) =
+0.9 ** log2(k)``: tensor parallelism loses about a tenth of per-GPU throughput to
+all-reduce at each doubling (vLLM's published Llama-70B TP scaling is of this order).
+
+Memory: ``(weights + kv(tokens)) / k`` must fit each GPU's usable memory, else G is
+infeasible and the estimator returns None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from airflow_fate.domain.cluster import Cluster
+from airflow_fate.domain.graph import StageInfo
+from airflow_fate.domain.models import ModelCatalog
+from airflow_fate.domain.plan import StageCost
+from airflow_fate.domain.shards import memory_per_gpu_gib
+from airflow_fate.state.cluster_state import GpuState, Snapshot
+
+GB = 1e9
+GIB_IN_GB = 1024**3 / GB
+
+
+def shard_efficiency(k: int) -> float:
+    """Per-GPU throughput kept at tensor-parallel degree k (1.0 at k=1, 0.9 at k=2...)."""
+    return float(0.9 ** math.log2(k)) if k > 1 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Aggregate token rates of a model on k GPUs of one type."""
+
+    prefill: float
+    decode: float
+
+
+class CostModel:
+    """Estimates stage costs from a snapshot. Pure: it never changes state.
+
+    Args:
+        cluster: the inventory.
+        catalog: the model catalog.
+        correction: optional multiplicative runtime factors per ``(model, gpu_type)``
+            learned from observed runs (>1 means slower than the profile).
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        catalog: ModelCatalog,
+        correction: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.catalog = catalog
+        self.correction = dict(correction or {})
+        self._node_of = tuple(ref.node for ref in cluster.gpus)
+        self._rates: dict[tuple[str, str, int], Rates] = {}
+        ic = cluster.interconnect
+        self._host_gbps = ic.host_to_gpu_gbps
+        self._disk_gbps = ic.local_disk_gbps
+        self._remote_gbps = [min(ic.remote_store_gbps, n.network_gbps) for n in cluster.nodes]
+        self._intra_gbps = [ic.nvlink_gbps if n.nvlink else ic.host_to_gpu_gbps for n in cluster.nodes]
+        self._mean_inverse_gbps: float | None = None
+        self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
+
+    # -- static figures --------------------------------------------------------------
+
+    def rates(self, model_name: str, gpu_type: str, k: int) -> Rates:
+        key = (model_name, gpu_type, k)
+        cached = self._rates.get(key)
+        if cached is not None:
+            return cached
+        model = self.catalog.models[model_name]
+        override = model.per_gpu_type.get(gpu_type)
+        if override is not None:
+            prefill, decode = override.prefill_tokens_per_s, override.decode_tokens_per_s
+        else:
+            speed = self.cluster.gpu_types[gpu_type].relative_speed
+            prefill = model.prefill_tokens_per_s * speed
+            decode = model.decode_tokens_per_s * speed
+        scale = k * shard_efficiency(k) / self.correction.get((model_name, gpu_type), 1.0)
+        rates = Rates(prefill=prefill * scale, decode=decode * scale)
+        self._rates[key] = rates
+        return rates
+
+    def fits(self, stage: StageInfo, node: int, k: int) -> bool:
+        """Whether stage's shard of weights plus KV fits one GPU of ``node`` at degree k."""
+        model = self.catalog.models[stage.model]
+        return memory_per_gpu_gib(model, stage.tokens, k) <= self._usable[node]
+
+    def compute_time(self, stage: StageInfo, node: int, k: int, reused_tokens: int) -> tuple[float, float]:
+        """(prefill, decode) seconds on k GPUs of ``node``'s type."""
+        r = self.rates(stage.model, self.cluster.nodes[node].gpu_type, k)
+        prefill = (stage.input_tokens - reused_tokens) / r.prefill
+        decode = stage.output_tokens / r.decode if stage.output_tokens and r.decode > 0 else 0.0
+        return prefill, decode
+
+    def warm_time(self, stage: StageInfo, node: int, k: int) -> float:
+        """Seconds with model resident, inputs local and prefix warm (lower-bound use)."""
+        prefill, decode = self.compute_time(stage, node, k, stage.prefix_tokens)
+        return prefill + decode
+
+    # -- state-conditional parts -----------------------------------------------------
+
+    def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        """Seconds to make stage's model resident on ``gpus`` (0 when already warm)."""
+        if all(_will_hold(snap.gpus[g], stage.model, gpus, stage.uid) for g in gpus):
+            return 0.0
+        return self.cold_load_time(stage.model, gpus, snap)
+
+    def cold_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        """Seconds to load ``model_name`` onto ``gpus`` from the best tier of their node."""
+        weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
+        node = self._node_of[gpus[0]]
+        ns = snap.nodes[node]
+        if ns.cached(model_name):
+            return weights_gb / len(gpus) / self._host_gbps
+        if model_name in ns.disk:
+            return weights_gb / self._disk_gbps
+        return weights_gb / self._remote_gbps[node]
+
+    def transfer_time(self, nbytes: float, src: tuple[int, ...], dst: tuple[int, ...]) -> float:
+        """Seconds to move ``nbytes`` from where ``src`` ran to GPU set ``dst``."""
+        if nbytes <= 0:
+            return 0.0
+        for g in dst:
+            if g in src:
+                return 0.0
+        a, b = self._node_of[src[0]], self._node_of[dst[0]]
+        if a == b:
+            return nbytes / GB / self._intra_gbps[a]
+        nodes = self.cluster.nodes
+        return nbytes / GB / min(nodes[a].network_gbps, nodes[b].network_gbps)
+
+    def mean_transfer_time(self, nbytes: float) -> float:
+        """Expected seconds to move ``nbytes`` between two GPUs drawn uniformly (same incl.)."""
+        if self._mean_inverse_gbps is None:
+            n = len(self._node_of)
+            total = 0.0
+            for a in range(n):
+                for b in range(n):
+                    if a != b:
+                        total += self.transfer_time(GB, (a,), (b,))
+            self._mean_inverse_gbps = total / (n * n)
+        return nbytes / GB * self._mean_inverse_gbps
+
+    def input_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        total = 0.0
+        stages = snap.graph.stages
+        for p in stage.parents:
+            src = snap.placement.get(p)
+            if src is not None:
+                total += self.transfer_time(stages[p].output_bytes, src, gpus)
+        return total
+
+    def reused_tokens(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> int:
+        if stage.prefix_id is None:
+            return 0
+        key = (stage.model, stage.prefix_id)
+        if all(_has_prefix(snap.gpus[g], key, stage.uid) for g in gpus):
+            return stage.prefix_tokens
+        return 0
+
+    def run_cost(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost:
+        """Cost once the GPUs are free (wait = 0); the simulator's "actual" before noise."""
+        node = self._node_of[gpus[0]]
+        prefill, decode = self.compute_time(stage, node, len(gpus), self.reused_tokens(stage, gpus, snap))
+        return StageCost(
+            wait=0.0,
+            load=self.load_time(stage, gpus, snap),
+            input=self.input_time(stage, gpus, snap),
+            prefill=prefill,
+            decode=decode,
+        )
+
+    def estimate(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost | None:
+        """Predicted cost from ``snap.now``, or None if the stage does not fit ``gpus``."""
+        node = self._node_of[gpus[0]]
+        if not self.fits(stage, node, len(gpus)):
+            return None
+        run = self.run_cost(stage, gpus, snap)
+        return StageCost(
+            wait=snap.free_at(gpus) - snap.now,
+            load=run.load,
+            input=run.input,
+            prefill=run.prefill,
+            decode=run.decode,
+        )
+
+
+def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int) -> bool:
+    """Resident now, or loaded by a stage queued on this GPU ahead of stage ``uid``."""
+    if st.holds(model, group):
+        return True
+    for p in st.pending:
+        if p.stage == uid:
+            break
+        if p.model == model and p.group == group:
+            return True
+    return False
+
+
+def _has_prefix(st: GpuState, key: tuple[str, str], uid: int) -> bool:
+    if any(k == key for k, _ in st.prefix_kv):
+        return True
+    for p in st.pending:
+        if p.stage == uid:
+            break
+        if p.prefix == key:
+            return True
+    return False

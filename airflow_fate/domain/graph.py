@@ -1,0 +1,116 @@
+"""A workload flattened for hot loops: stages as dense integer ids with resolved fields.
+
+Planners and the simulator touch stages millions of times; pydantic attribute access and
+string keys are too slow there, so `WorkloadGraph` resolves everything once (parents and
+children as ids, effective shard bounds, bytes) into frozen slotted dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_fate.domain.models import ModelCatalog
+from airflow_fate.domain.workload import Workload
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """One stage, resolved. ``uid`` is its dense index in `WorkloadGraph.stages`."""
+
+    uid: int
+    workflow: int
+    workflow_id: str
+    stage_id: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    output_bytes: float
+    prefix_id: str | None
+    prefix_tokens: int
+    parents: tuple[int, ...]
+    children: tuple[int, ...]
+    min_shards: int
+    max_shards: int
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """One workflow: its arrival time and its stages' uids (in file order)."""
+
+    index: int
+    id: str
+    template: str | None
+    arrival_s: float
+    stages: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class WorkloadGraph:
+    """All workflows' stages with dense ids; built once per run by `from_workload`."""
+
+    stages: tuple[StageInfo, ...]
+    workflows: tuple[WorkflowInfo, ...]
+
+    @classmethod
+    def from_workload(cls, workload: Workload, catalog: ModelCatalog) -> WorkloadGraph:
+        stages: list[StageInfo] = []
+        workflows: list[WorkflowInfo] = []
+        for w, wf in enumerate(workload.workflows):
+            base = len(stages)
+            local = {s.id: base + i for i, s in enumerate(wf.stages)}
+            children: dict[int, list[int]] = {uid: [] for uid in local.values()}
+            for s in wf.stages:
+                for p in s.parents:
+                    children[local[p]].append(local[s.id])
+            for s in wf.stages:
+                model = catalog.models[s.model]
+                uid = local[s.id]
+                stages.append(
+                    StageInfo(
+                        uid=uid,
+                        workflow=w,
+                        workflow_id=wf.id,
+                        stage_id=s.id,
+                        model=s.model,
+                        input_tokens=s.input_tokens,
+                        output_tokens=s.output_tokens,
+                        output_bytes=s.output_mb * MB,
+                        prefix_id=s.prefix.id if s.prefix else None,
+                        prefix_tokens=s.prefix.tokens if s.prefix else 0,
+                        parents=tuple(local[p] for p in s.parents),
+                        children=tuple(children[uid]),
+                        min_shards=s.min_shards or model.min_shards,
+                        max_shards=s.max_shards or model.max_shards,
+                    )
+                )
+            workflows.append(
+                WorkflowInfo(
+                    index=w,
+                    id=wf.id,
+                    template=wf.template,
+                    arrival_s=wf.arrival_s,
+                    stages=tuple(range(base, len(stages))),
+                )
+            )
+        return cls(stages=tuple(stages), workflows=tuple(workflows))
+
+    def topological_order(self, workflow: int) -> list[int]:
+        """Stage uids of one workflow, parents before children (Kahn, file order on ties)."""
+        uids = self.workflows[workflow].stages
+        indeg = {u: len(self.stages[u].parents) for u in uids}
+        ready = [u for u in uids if indeg[u] == 0]
+        order: list[int] = []
+        while ready:
+            u = ready.pop(0)
+            order.append(u)
+            for c in self.stages[u].children:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    ready.append(c)
+        return order

@@ -1,0 +1,1 @@
+"""Planners: the `Policy` interface, candidate GPU sets, baselines and FATE."""

@@ -1,0 +1,1 @@
+"""Baseline policies FATE is measured against; one small module each, one interface."""

@@ -1,0 +1,63 @@
+"""Policy names -> factories. The CLI, simulator, benchmark and executor look up here."""
+
+from __future__ import annotations
+
+from airflow_fate.planner.baselines.autellix import Autellix
+from airflow_fate.planner.baselines.cpop import Cpop
+from airflow_fate.planner.baselines.greedy_eft import GreedyEft
+from airflow_fate.planner.baselines.heft import Heft
+from airflow_fate.planner.baselines.kube_default import KubeDefault
+from airflow_fate.planner.baselines.least_loaded import LeastLoaded
+from airflow_fate.planner.baselines.model_affinity import ModelAffinity
+from airflow_fate.planner.baselines.parrot import Parrot
+from airflow_fate.planner.baselines.peft import Peft
+from airflow_fate.planner.baselines.prefix_affinity import PrefixAffinity
+from airflow_fate.planner.baselines.random_choice import RandomChoice
+from airflow_fate.planner.baselines.round_robin import RoundRobin
+from airflow_fate.planner.policy import Policy, PolicyFactory
+
+BASELINES: dict[str, PolicyFactory] = {
+    "round-robin": RoundRobin,
+    "random": RandomChoice,
+    "least-loaded": LeastLoaded,
+    "greedy-eft": GreedyEft,
+    "heft": Heft,
+    "cpop": Cpop,
+    "peft": Peft,
+    "kube-default": KubeDefault,
+    "model-affinity": ModelAffinity,
+    "prefix-affinity": PrefixAffinity,
+    "parrot": Parrot,
+    "autellix": Autellix,
+}
+
+_REGISTRY: dict[str, PolicyFactory] = dict(BASELINES)
+
+
+def register(name: str, factory: PolicyFactory) -> None:
+    """Add a policy under ``name`` (FATE and its ablations register themselves here)."""
+    _REGISTRY[name] = factory
+
+
+def policy_names() -> list[str]:
+    _load_optional()
+    return list(_REGISTRY)
+
+
+def make_policy(name: str, seed: int = 0) -> Policy:
+    """A fresh policy for one run; raises KeyError naming the known policies."""
+    _load_optional()
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})") from None
+    return factory(seed)
+
+
+def _load_optional() -> None:
+    """Import policy modules that register themselves (kept lazy: they import ortools)."""
+    try:
+        import airflow_fate.planner.fate  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "airflow_fate.planner.fate":
+            raise

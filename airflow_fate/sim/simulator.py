@@ -1,0 +1,237 @@
+"""Discrete-event simulator: any `Policy` on a workload, with the shared state and costs.
+
+The loop (the executor runs the same one on the wall clock):
+
+1. Pop every event due at the current time (finishes before arrivals before wake-ups;
+   ties by insertion sequence, so runs are deterministic) and apply it to `ClusterState`.
+2. If the ready frontier is non-empty, ask the policy for a `Plan` on a snapshot (timed).
+3. Validate each assignment (ready stage, one node, allowed shard degree, fits memory),
+   reserve it (`StageAssigned`), and start every stage that now heads all its GPUs'
+   queues on idle GPUs.
+
+Policies plan on estimates; stages run on actuals: the state-conditional cost at the
+moment the stage starts (residency, prefix KV and output locations as they are then),
+times one lognormal factor per stage (``exp(N(0, sigma))``, seeded; sigma 0 = exact).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from airflow_fate.cost.estimator import CostModel
+from airflow_fate.domain.cluster import Cluster
+from airflow_fate.domain.graph import WorkloadGraph
+from airflow_fate.domain.models import ModelCatalog
+from airflow_fate.domain.plan import Assignment, DecisionRecord, StageCost
+from airflow_fate.domain.workload import Workload
+from airflow_fate.errors import SimulationError
+from airflow_fate.planner.candidates import degrees_for
+from airflow_fate.planner.policy import Policy
+from airflow_fate.sim.lower_bound import lower_bound
+from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.state.cluster_state import (
+    ClusterState,
+    Snapshot,
+    StageAssigned,
+    StageFinished,
+    StageStarted,
+    WorkflowArrived,
+    stage_label,
+)
+
+_FINISH, _ARRIVAL, _WAKE = 0, 1, 2
+
+
+@dataclass
+class _Run:
+    """Bookkeeping of one started stage."""
+
+    start: float
+    actual: StageCost
+    record: DecisionRecord | None
+
+
+@dataclass
+class Simulation:
+    """One simulated run. Build, then `run()` once."""
+
+    cluster: Cluster
+    catalog: ModelCatalog
+    workload: Workload
+    policy: Policy
+    seed: int = 0
+    noise: float = 0.15
+    cost: CostModel | None = None
+    progress: Callable[[int, int], None] | None = None
+    graph: WorkloadGraph = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.graph = WorkloadGraph.from_workload(self.workload, self.catalog)
+        if self.cost is None:
+            self.cost = CostModel(self.cluster, self.catalog)
+        self._cost: CostModel = self.cost
+        self._state = ClusterState(self.cluster, self.catalog, self.graph)
+        self._rng = random.Random(self.seed)
+        self._heap: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+        self._runs: dict[int, _Run] = {}
+        self._records: dict[int, DecisionRecord | None] = {}
+        self._placements: list[PlacementRecord] = []
+        self._plan_ms: list[float] = []
+        self._fallbacks = 0
+        self._counters = Counters()
+        self._done = 0
+
+    def _push(self, t: float, kind: int, payload: int) -> None:
+        heapq.heappush(self._heap, (t, kind, self._seq, payload))
+        self._seq += 1
+
+    def run(self) -> RunResult:
+        for wf in self.graph.workflows:
+            self._push(wf.arrival_s, _ARRIVAL, wf.index)
+        total = len(self.graph.stages)
+        while self._heap:
+            now = self._heap[0][0]
+            while self._heap and self._heap[0][0] == now:
+                _, kind, _, payload = heapq.heappop(self._heap)
+                if kind == _FINISH:
+                    self._finish(payload, now)
+                elif kind == _ARRIVAL:
+                    self._state.apply(WorkflowArrived(payload, now))
+            self._state.now = now
+            touched = self._decide(now)
+            self._start_ready(touched, now)
+            if self.progress is not None:
+                self.progress(self._done, total)
+        if self._done != total:
+            stuck = sorted(self._state.ready)[:3]
+            names = ", ".join(stage_label(self.graph.stages[u]) for u in stuck)
+            raise SimulationError(
+                f"policy {self.policy.name!r} left {total - self._done} stages unrun "
+                f"(ready but never placed: {names or 'none'})"
+            )
+        return summarise(
+            policy=self.policy.name,
+            seed=self.seed,
+            graph=self.graph,
+            cluster=self.cluster,
+            placements=self._placements,
+            plan_ms=self._plan_ms,
+            fallbacks=self._fallbacks,
+            counters=self._counters,
+            lower_bound_s=lower_bound(self.graph, self.cluster, self._cost),
+        )
+
+    # -- steps -----------------------------------------------------------------------
+
+    def _decide(self, now: float) -> list[int]:
+        """Plan the frontier; reserve accepted assignments; return GPUs whose queues grew."""
+        if not self._state.ready:
+            return []
+        snap = self._state.snapshot()
+        t0 = time.perf_counter()
+        plan = self.policy.plan(snap, self._cost)
+        self._plan_ms.append((time.perf_counter() - t0) * 1000.0)
+        if plan.fallback:
+            self._fallbacks += 1
+        touched: list[int] = []
+        for a in plan.assignments:
+            snap = self._state.snapshot()
+            self._validate(a, snap)
+            est = self._cost.estimate(self.graph.stages[a.stage], a.gpus, snap)
+            assert est is not None  # _validate checked the fit
+            self._state.apply(StageAssigned(a.stage, a.gpus, now, est.run))
+            self._records[a.stage] = a.record
+            touched.extend(a.gpus)
+        if plan.wake_at is not None and plan.wake_at > now:
+            self._push(plan.wake_at, _WAKE, -1)
+        return touched
+
+    def _validate(self, a: Assignment, snap: Snapshot) -> None:
+        stage = self.graph.stages[a.stage]
+        who = f"policy {self.policy.name!r} placed {stage_label(stage)}"
+        if a.stage not in self._state.ready:
+            raise SimulationError(f"{who} but it is not ready (or already placed)")
+        if not a.gpus or len(set(a.gpus)) != len(a.gpus):
+            raise SimulationError(f"{who} on an empty or repeated GPU set {a.gpus}")
+        nodes = {self.cluster.gpus[g].node for g in a.gpus}
+        if len(nodes) != 1:
+            raise SimulationError(f"{who} across nodes {sorted(nodes)}")
+        node = nodes.pop()
+        if len(a.gpus) not in degrees_for(stage, snap, self._cost, node):
+            raise SimulationError(f"{who} on {len(a.gpus)} GPUs of node {node}: degree not allowed or no fit")
+
+    def _start_ready(self, gpus: list[int], now: float) -> None:
+        for uid in self._state.heads(tuple(dict.fromkeys(gpus))):
+            if self._state.startable(uid):
+                self._start(uid, now)
+
+    def _start(self, uid: int, now: float) -> None:
+        stage = self.graph.stages[uid]
+        gpus = self._state.placement_of(uid)
+        assert gpus is not None
+        snap = self._state.snapshot()
+        est = self._cost.run_cost(stage, gpus, snap)
+        reused = self._cost.reused_tokens(stage, gpus, snap)
+        factor = math.exp(self._rng.gauss(0.0, self.noise)) if self.noise > 0 else 1.0
+        actual = StageCost(
+            wait=0.0,
+            load=est.load * factor,
+            input=est.input * factor,
+            prefill=est.prefill * factor,
+            decode=est.decode * factor,
+        )
+        effects = self._state.apply(StageStarted(uid, now))
+        assert effects is not None
+        c = self._counters
+        if est.load > 0:
+            c.model_loads += 1
+            c.load_s += actual.load
+        c.evictions += effects.evictions
+        if reused:
+            c.prefix_hits += 1
+        c.bytes_moved += sum(
+            self.graph.stages[p].output_bytes
+            for p in stage.parents
+            if not set(self._state.placement_of(p) or ()).intersection(gpus)
+        )
+        self._runs[uid] = _Run(start=now, actual=actual, record=self._records.pop(uid, None))
+        self._push(now + actual.run, _FINISH, uid)
+
+    def _finish(self, uid: int, now: float) -> None:
+        run = self._runs.pop(uid)
+        gpus = self._state.placement_of(uid)
+        assert gpus is not None
+        self._state.apply(StageFinished(uid, now, now - run.start))
+        self._done += 1
+        self._placements.append(
+            PlacementRecord(
+                stage=uid,
+                gpus=gpus,
+                start_s=run.start,
+                end_s=now,
+                actual=run.actual,
+                record=run.record,
+            )
+        )
+        self._start_ready(list(gpus), now)
+
+
+def simulate(
+    cluster: Cluster,
+    catalog: ModelCatalog,
+    workload: Workload,
+    policy: Policy,
+    seed: int = 0,
+    noise: float = 0.15,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Run ``policy`` on ``workload`` and return its metrics and placements."""
+    return Simulation(
+        cluster, catalog, workload, policy, seed=seed, noise=noise, progress=progress
+    ).run()

@@ -1,0 +1,385 @@
+"""`ClusterState`: what every GPU and node holds now, changed only by `apply(event)`.
+
+Per GPU: when its queue drains (estimated), the stage running on it, stages reserved on it
+but not started, resident models in LRU order within usable memory, and prefix-KV entries
+``(model, prefix id)`` in LRU order within the prefix-KV budget. Per node: the host page
+cache of model weights (LRU within ``host_cache_gib``) and the models on local disk.
+Per stage: where it was placed (its output lives there once it finishes). Per workflow:
+attained GPU service.
+
+GPU and node states are frozen and replaced on change, so `snapshot()` costs a tuple copy
+and a `Snapshot` never changes under a planner. The placement, finished and service maps
+are append-only or monotone and are exposed read-only; a planner only reads entries that
+exist when it plans, so sharing them is safe and keeps snapshots O(#GPUs).
+
+The simulator and the Airflow executor both drive this class, with the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from airflow_fate.domain.cluster import Cluster
+from airflow_fate.domain.graph import StageInfo, WorkloadGraph
+from airflow_fate.domain.models import GIB, ModelCatalog
+
+Residency = tuple[str, tuple[int, ...]]
+"""A resident model: its name and the GPU group it was loaded for (its shard layout)."""
+
+PrefixKey = tuple[str, str]
+"""Prefix-KV identity: ``(model, prefix id)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStage:
+    """A stage reserved on a GPU that has not started yet."""
+
+    stage: int
+    model: str
+    group: tuple[int, ...]
+    prefix: PrefixKey | None
+    est_run_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GpuState:
+    """One GPU. ``resident`` and ``prefix_kv`` are in LRU order, least recent first."""
+
+    busy_until: float = 0.0
+    running: int | None = None
+    pending: tuple[PendingStage, ...] = ()
+    resident: tuple[tuple[str, tuple[int, ...], float], ...] = ()
+    prefix_kv: tuple[tuple[PrefixKey, float], ...] = ()
+
+    def holds(self, model: str, group: tuple[int, ...]) -> bool:
+        """Whether ``model`` is loaded here for exactly this shard group."""
+        return any(m == model and g == group for m, g, _ in self.resident)
+
+    @property
+    def weights_gib(self) -> float:
+        return sum(gib for _, _, gib in self.resident)
+
+    @property
+    def resident_models(self) -> tuple[str, ...]:
+        return tuple(m for m, _, _ in self.resident)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node: host page cache (LRU, least recent first) and models on local disk."""
+
+    host_cache: tuple[tuple[str, float], ...] = ()
+    disk: frozenset[str] = frozenset()
+
+    def cached(self, model: str) -> bool:
+        return any(m == model for m, _ in self.host_cache)
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowArrived:
+    workflow: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageAssigned:
+    """A planner's choice was accepted: reserve ``gpus`` for ``stage``."""
+
+    stage: int
+    gpus: tuple[int, ...]
+    time: float
+    est_run_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    stage: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    stage: int
+    time: float
+    run_s: float
+
+
+Event = WorkflowArrived | StageAssigned | StageStarted | StageFinished
+
+
+@dataclass(frozen=True, slots=True)
+class StartEffects:
+    """What starting a stage changed: loads and evictions, for counters."""
+
+    loaded_gpus: int
+    evictions: int
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view of the cluster for one planning decision."""
+
+    now: float
+    cluster: Cluster
+    catalog: ModelCatalog
+    graph: WorkloadGraph
+    gpus: tuple[GpuState, ...]
+    nodes: tuple[NodeState, ...]
+    frontier: tuple[int, ...]
+    placement: Mapping[int, tuple[int, ...]]
+    finished: Mapping[int, float]
+    arrived: Mapping[int, float]
+    service: Mapping[int, float]
+
+    def reserve(self, stage: int, gpus: tuple[int, ...], est_run_s: float) -> Snapshot:
+        """This snapshot as it would look after reserving ``gpus`` for ``stage``.
+
+        Lets a policy place several frontier stages in one epoch, each seeing the queues
+        and warm models the earlier choices leave, without touching `ClusterState`.
+        """
+        new = list(self.gpus)
+        for g, st in reserve_gpus(self.gpus, self.graph.stages[stage], gpus, self.now, est_run_s):
+            new[g] = st
+        return replace(
+            self, gpus=tuple(new), frontier=tuple(s for s in self.frontier if s != stage)
+        )
+
+    def free_at(self, gpus: tuple[int, ...]) -> float:
+        """Earliest time every GPU of ``gpus`` is free, per current estimates."""
+        t = self.now
+        for g in gpus:
+            b = self.gpus[g].busy_until
+            if b > t:
+                t = b
+        return t
+
+
+def reserve_gpus(
+    gpus_now: Sequence[GpuState], stage: StageInfo, gpus: tuple[int, ...], now: float, est_run_s: float
+) -> list[tuple[int, GpuState]]:
+    """New states of ``gpus`` once ``stage`` is queued on them (shared by state and snapshot)."""
+    prefix = (stage.model, stage.prefix_id) if stage.prefix_id else None
+    item = PendingStage(stage.uid, stage.model, gpus, prefix, est_run_s)
+    start = max([now, *(gpus_now[g].busy_until for g in gpus)])
+    return [
+        (g, replace(gpus_now[g], pending=(*gpus_now[g].pending, item), busy_until=start + est_run_s))
+        for g in gpus
+    ]
+
+
+# ------------------------------------------------------------------------------ state
+
+
+class ClusterState:
+    """Mutable bookkeeping of a cluster running a workload. Change it only via `apply`."""
+
+    def __init__(self, cluster: Cluster, catalog: ModelCatalog, graph: WorkloadGraph) -> None:
+        self.cluster = cluster
+        self.catalog = catalog
+        self.graph = graph
+        self.now = 0.0
+        self._gpus: list[GpuState] = [GpuState() for _ in cluster.gpus]
+        self._nodes: list[NodeState] = [NodeState() for _ in cluster.nodes]
+        self._node_of = tuple(ref.node for ref in cluster.gpus)
+        self._ready: set[int] = set()
+        self._waiting_parents: dict[int, int] = {}
+        self._placement: dict[int, tuple[int, ...]] = {}
+        self._started: dict[int, float] = {}
+        self._finished: dict[int, float] = {}
+        self._arrived: dict[int, float] = {}
+        self._service: dict[int, float] = {}
+
+    # -- reading ---------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            now=self.now,
+            cluster=self.cluster,
+            catalog=self.catalog,
+            graph=self.graph,
+            gpus=tuple(self._gpus),
+            nodes=tuple(self._nodes),
+            frontier=tuple(sorted(self._ready)),
+            placement=MappingProxyType(self._placement),
+            finished=MappingProxyType(self._finished),
+            arrived=MappingProxyType(self._arrived),
+            service=MappingProxyType(self._service),
+        )
+
+    def gpu(self, g: int) -> GpuState:
+        return self._gpus[g]
+
+    def node(self, n: int) -> NodeState:
+        return self._nodes[n]
+
+    @property
+    def ready(self) -> frozenset[int]:
+        return frozenset(self._ready)
+
+    def placement_of(self, stage: int) -> tuple[int, ...] | None:
+        return self._placement.get(stage)
+
+    def startable(self, stage: int) -> bool:
+        """A reserved stage may start when it heads the queue of every one of its GPUs."""
+        for g in self._placement[stage]:
+            st = self._gpus[g]
+            if st.running is not None or not st.pending or st.pending[0].stage != stage:
+                return False
+        return True
+
+    def heads(self, gpus: tuple[int, ...]) -> list[int]:
+        """Stages at the head of these GPUs' queues, in GPU order, without repeats."""
+        out: list[int] = []
+        for g in gpus:
+            pend = self._gpus[g].pending
+            if pend and pend[0].stage not in out:
+                out.append(pend[0].stage)
+        return out
+
+    # -- changing --------------------------------------------------------------------
+
+    def apply(self, event: Event) -> StartEffects | None:
+        """Advance the clock to the event's time and apply it.
+
+        Returns the load/eviction effects for `StageStarted`, else None.
+        """
+        self.now = max(self.now, event.time)
+        if isinstance(event, WorkflowArrived):
+            self._arrive(event)
+        elif isinstance(event, StageAssigned):
+            self._assign(event)
+        elif isinstance(event, StageStarted):
+            return self._start(event)
+        else:
+            self._finish(event)
+        return None
+
+    def _arrive(self, event: WorkflowArrived) -> None:
+        wf = self.graph.workflows[event.workflow]
+        self._arrived[event.workflow] = event.time
+        self._service.setdefault(event.workflow, 0.0)
+        for uid in wf.stages:
+            n = len(self.graph.stages[uid].parents)
+            if n == 0:
+                self._ready.add(uid)
+            else:
+                self._waiting_parents[uid] = n
+
+    def _assign(self, event: StageAssigned) -> None:
+        stage = self.graph.stages[event.stage]
+        if event.stage not in self._ready:
+            raise ValueError(f"stage {stage.workflow_id}/{stage.stage_id} is not ready")
+        self._ready.discard(event.stage)
+        self._placement[event.stage] = event.gpus
+        for g, st in reserve_gpus(self._gpus, stage, event.gpus, self.now, event.est_run_s):
+            self._gpus[g] = st
+
+    def _start(self, event: StageStarted) -> StartEffects:
+        stage = self.graph.stages[event.stage]
+        gpus = self._placement[event.stage]
+        if not self.startable(event.stage):
+            raise ValueError(f"stage {stage.workflow_id}/{stage.stage_id} is not at its queues' head")
+        self._started[event.stage] = event.time
+        model = self.catalog.models[stage.model]
+        k = len(gpus)
+        shard_gib = model.weights_gib / k
+        kv_gib = model.kv_bytes_per_token * stage.tokens / GIB / k
+        loaded = evictions = 0
+        for g in gpus:
+            st = self._gpus[g]
+            usable = self.cluster.gpu_type_of_node(self._node_of[g]).usable_gib
+            resident, was_warm, evicted = _load(st.resident, stage.model, gpus, shard_gib, kv_gib, usable)
+            loaded += 0 if was_warm else 1
+            evictions += evicted
+            self._gpus[g] = replace(st, running=event.stage, pending=st.pending[1:], resident=resident)
+        node = self._node_of[gpus[0]]
+        if loaded:
+            self._nodes[node] = _cache_on_node(
+                self._nodes[node], stage.model, model.weights_gib, self.cluster.nodes[node].host_cache_gib
+            )
+        return StartEffects(loaded_gpus=loaded, evictions=evictions)
+
+    def _finish(self, event: StageFinished) -> None:
+        stage = self.graph.stages[event.stage]
+        gpus = self._placement[event.stage]
+        model = self.catalog.models[stage.model]
+        prefix_gib = model.kv_bytes_per_token * stage.prefix_tokens / GIB / len(gpus)
+        for g in gpus:
+            st = self._gpus[g]
+            kv = st.prefix_kv
+            if stage.prefix_id and prefix_gib > 0:
+                gpu_type = self.cluster.gpu_type_of_node(self._node_of[g])
+                budget = gpu_type.memory_gib * gpu_type.prefix_kv_fraction
+                kv = _touch_lru(kv, (stage.model, stage.prefix_id), prefix_gib, budget)
+            busy = event.time + sum(p.est_run_s for p in st.pending)
+            self._gpus[g] = replace(st, running=None, prefix_kv=kv, busy_until=busy)
+        self._finished[event.stage] = event.time
+        wf = stage.workflow
+        self._service[wf] = self._service.get(wf, 0.0) + event.run_s * len(gpus)
+        for child in stage.children:
+            left = self._waiting_parents[child] - 1
+            if left == 0:
+                del self._waiting_parents[child]
+                self._ready.add(child)
+            else:
+                self._waiting_parents[child] = left
+
+
+def _load(
+    resident: tuple[tuple[str, tuple[int, ...], float], ...],
+    model: str,
+    group: tuple[int, ...],
+    shard_gib: float,
+    kv_gib: float,
+    usable_gib: float,
+) -> tuple[tuple[tuple[str, tuple[int, ...], float], ...], bool, int]:
+    """Make ``model`` resident for ``group`` on one GPU; evict LRU models to fit.
+
+    Returns the new resident tuple (most recent last), whether it was already warm, and
+    how many models were evicted. A different shard layout of the same model is replaced.
+    """
+    warm = any(m == model and g == group for m, g, _ in resident)
+    kept = [r for r in resident if r[0] != model]
+    evicted = 0
+    while kept and sum(r[2] for r in kept) + shard_gib + kv_gib > usable_gib:
+        kept.pop(0)
+        evicted += 1
+    kept.append((model, group, shard_gib))
+    return tuple(kept), warm, evicted
+
+
+def _touch_lru(
+    entries: tuple[tuple[PrefixKey, float], ...], key: PrefixKey, gib: float, budget: float
+) -> tuple[tuple[PrefixKey, float], ...]:
+    """Insert or refresh ``key`` in an LRU list bounded by ``budget`` GiB."""
+    if gib > budget:
+        return entries
+    kept = [e for e in entries if e[0] != key]
+    while kept and sum(e[1] for e in kept) + gib > budget:
+        kept.pop(0)
+    kept.append((key, gib))
+    return tuple(kept)
+
+
+def _cache_on_node(node: NodeState, model: str, gib: float, capacity: float) -> NodeState:
+    """A model loaded on a node lands on its local disk and in its host page cache (LRU)."""
+    cache = list(node.host_cache)
+    cache = [c for c in cache if c[0] != model]
+    if gib <= capacity:
+        while cache and sum(c[1] for c in cache) + gib > capacity:
+            cache.pop(0)
+        cache.append((model, gib))
+    return NodeState(host_cache=tuple(cache), disk=node.disk | {model})
+
+
+def stage_label(stage: StageInfo) -> str:
+    """``workflow/stage`` for messages."""
+    return f"{stage.workflow_id}/{stage.stage_id}"
