@@ -82,7 +82,9 @@ class CostModel:
         self._host_gbps = ic.host_to_gpu_gbps
         self._disk_gbps = ic.local_disk_gbps
         self._remote_gbps = [min(ic.remote_store_gbps, n.network_gbps) for n in cluster.nodes]
-        self._intra_gbps = [ic.nvlink_gbps if n.nvlink else ic.host_to_gpu_gbps for n in cluster.nodes]
+        self._intra_gbps = [
+            ic.nvlink_gbps if n.nvlink else ic.host_to_gpu_gbps for n in cluster.nodes
+        ]
         self._mean_inverse_gbps: float | None = None
         self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
 
@@ -111,7 +113,9 @@ class CostModel:
         model = self.catalog.models[stage.model]
         return memory_per_gpu_gib(model, stage.tokens, k) <= self._usable[node]
 
-    def compute_time(self, stage: StageInfo, node: int, k: int, reused_tokens: int) -> tuple[float, float]:
+    def compute_time(
+        self, stage: StageInfo, node: int, k: int, reused_tokens: int
+    ) -> tuple[float, float]:
         """(prefill, decode) seconds on k GPUs of ``node``'s type."""
         r = self.rates(stage.model, self.cluster.nodes[node].gpu_type, k)
         prefill = (stage.input_tokens - reused_tokens) / r.prefill
@@ -187,7 +191,9 @@ class CostModel:
     def run_cost(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost:
         """Cost once the GPUs are free (wait = 0); the simulator's "actual" before noise."""
         node = self._node_of[gpus[0]]
-        prefill, decode = self.compute_time(stage, node, len(gpus), self.reused_tokens(stage, gpus, snap))
+        prefill, decode = self.compute_time(
+            stage, node, len(gpus), self.reused_tokens(stage, gpus, snap)
+        )
         return StageCost(
             wait=0.0,
             load=self.load_time(stage, gpus, snap),

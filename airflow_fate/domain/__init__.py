@@ -6,7 +6,7 @@ from airflow_fate.domain.cluster import Cluster, GpuType, Interconnect, NodeSpec
 from airflow_fate.domain.graph import StageInfo, WorkloadGraph
 from airflow_fate.domain.models import ModelCatalog, ModelSpec
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
-from airflow_fate.domain.workload import PrefixSpec, StageSpec, Workload, WorkflowSpec
+from airflow_fate.domain.workload import PrefixSpec, StageSpec, WorkflowSpec, Workload
 
 __all__ = [
     "Assignment",
@@ -21,7 +21,7 @@ __all__ = [
     "PrefixSpec",
     "StageInfo",
     "StageSpec",
-    "Workload",
     "WorkflowSpec",
+    "Workload",
     "WorkloadGraph",
 ]

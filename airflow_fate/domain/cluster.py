@@ -68,7 +68,9 @@ class Cluster(_Strict):
         """Cross-field problems as ``(path, reason)`` pairs; empty when the cluster is sound."""
         errors: list[tuple[str, str]] = []
         if self.version != FORMAT_VERSION:
-            errors.append(("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}"))
+            errors.append(
+                ("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}")
+            )
         seen: set[str] = set()
         for i, node in enumerate(self.nodes):
             if node.name in seen:

@@ -63,12 +63,17 @@ class ModelCatalog(_Strict):
         """Cross-file problems as ``(path, reason)`` pairs."""
         errors: list[tuple[str, str]] = []
         if self.version != FORMAT_VERSION:
-            errors.append(("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}"))
+            errors.append(
+                ("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}")
+            )
         if cluster is not None:
             for name, spec in self.models.items():
                 for gpu_type in spec.per_gpu_type:
                     if gpu_type not in cluster.gpu_types:
                         errors.append(
-                            (f"models.{name}.per_gpu_type.{gpu_type}", f"unknown gpu_type {gpu_type!r}")
+                            (
+                                f"models.{name}.per_gpu_type.{gpu_type}",
+                                f"unknown gpu_type {gpu_type!r}",
+                            )
                         )
         return errors

@@ -67,7 +67,9 @@ class Workload(_Strict):
         """Cross-file problems as ``(path, reason)`` pairs; empty when the workload is sound."""
         errors: list[tuple[str, str]] = []
         if self.version != FORMAT_VERSION:
-            errors.append(("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}"))
+            errors.append(
+                ("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}")
+            )
         seen_wf: set[str] = set()
         for w, wf in enumerate(self.workflows):
             base = f"workflows[{w}]"
@@ -91,7 +93,9 @@ def _workflow_errors(
         where = f"{base}.stages[{s}]"
         for p, parent in enumerate(stage.parents):
             if parent == stage.id:
-                errors.append((f"{where}.parents[{p}]", f"stage {stage.id!r} lists itself as parent"))
+                errors.append(
+                    (f"{where}.parents[{p}]", f"stage {stage.id!r} lists itself as parent")
+                )
             elif parent not in ids:
                 errors.append((f"{where}.parents[{p}]", f"unknown stage {parent!r}"))
         model = catalog.models.get(stage.model)
@@ -102,7 +106,9 @@ def _workflow_errors(
         lo = stage.min_shards or model.min_shards
         hi = stage.max_shards or model.max_shards
         if lo > hi:
-            errors.append((f"{where}.max_shards", f"min_shards ({lo}) is greater than max_shards ({hi})"))
+            errors.append(
+                (f"{where}.max_shards", f"min_shards ({lo}) is greater than max_shards ({hi})")
+            )
         elif cluster is not None and not _fits_somewhere(cluster, catalog, stage, lo, hi):
             errors.append(
                 (where, f"stage {stage.id!r} ({stage.model}) fits no node even at {hi} shards")
@@ -110,7 +116,9 @@ def _workflow_errors(
     if not errors:
         cycle = _find_cycle(wf)
         if cycle:
-            errors.append((f"{base}.stages", "dependency cycle (stage -> parent): " + " -> ".join(cycle)))
+            errors.append(
+                (f"{base}.stages", "dependency cycle (stage -> parent): " + " -> ".join(cycle))
+            )
     return errors
 
 

@@ -21,7 +21,9 @@ from airflow_fate.domain.shards import shard_degrees
 from airflow_fate.state.cluster_state import Snapshot
 
 
-def degrees_for(stage: StageInfo, snap: Snapshot, cost: CostModel, node: int, bound: int | None = None) -> tuple[int, ...]:
+def degrees_for(
+    stage: StageInfo, snap: Snapshot, cost: CostModel, node: int, bound: int | None = None
+) -> tuple[int, ...]:
     """Shard degrees of ``stage`` that fit a GPU of ``node`` (at most ``bound``)."""
     count = snap.cluster.nodes[node].gpu_count
     hi = stage.max_shards if bound is None else max(stage.min_shards, min(stage.max_shards, bound))

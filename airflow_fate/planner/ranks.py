@@ -20,7 +20,11 @@ def average_compute(stage: StageInfo, cluster: Cluster, cost: CostModel) -> floa
     total = 0.0
     count = 0
     for n, node in enumerate(cluster.nodes):
-        ks = [k for k in shard_degrees(stage.min_shards, stage.max_shards, node.gpu_count) if cost.fits(stage, n, k)]
+        ks = [
+            k
+            for k in shard_degrees(stage.min_shards, stage.max_shards, node.gpu_count)
+            if cost.fits(stage, n, k)
+        ]
         if not ks:
             continue
         total += cost.warm_time(stage, n, ks[0]) * node.gpu_count
@@ -37,5 +41,7 @@ def upward_ranks(
         stage = graph.stages[uid]
         comm = cost.mean_transfer_time(stage.output_bytes)
         tail = max((ranks[c] for c in stage.children), default=0.0)
-        ranks[uid] = average_compute(stage, cluster, cost) + (comm + tail if stage.children else 0.0)
+        ranks[uid] = average_compute(stage, cluster, cost) + (
+            comm + tail if stage.children else 0.0
+        )
     return ranks

@@ -23,9 +23,7 @@ def fifo_order(snap: Snapshot) -> list[int]:
     return sorted(snap.frontier, key=lambda u: (snap.arrived.get(stages[u].workflow, 0.0), u))
 
 
-def place_in_order(
-    snap: Snapshot, cost: CostModel, order: Iterable[int], choose: Chooser
-) -> Plan:
+def place_in_order(snap: Snapshot, cost: CostModel, order: Iterable[int], choose: Chooser) -> Plan:
     """Run ``choose`` over ``order`` and reserve each choice before the next."""
     out: list[Assignment] = []
     stages = snap.graph.stages

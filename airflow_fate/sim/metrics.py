@@ -130,7 +130,12 @@ def summarise(
     for wf in graph.workflows:
         finish = max(end[u] for u in wf.stages)
         workflows.append(
-            WorkflowOut(id=wf.id, arrival_s=wf.arrival_s, finish_s=_r(finish), latency_s=_r(finish - wf.arrival_s))
+            WorkflowOut(
+                id=wf.id,
+                arrival_s=wf.arrival_s,
+                finish_s=_r(finish),
+                latency_s=_r(finish - wf.arrival_s),
+            )
         )
     latencies = [w.latency_s for w in workflows]
     out_placements = []
@@ -150,8 +155,11 @@ def summarise(
                 start_s=_r(p.start_s),
                 end_s=_r(p.end_s),
                 breakdown=Breakdown(
-                    wait=_r(p.start_s - ready), load=_r(a.load), input=_r(a.input),
-                    prefill=_r(a.prefill), decode=_r(a.decode),
+                    wait=_r(p.start_s - ready),
+                    load=_r(a.load),
+                    input=_r(a.input),
+                    prefill=_r(a.prefill),
+                    decode=_r(a.decode),
                 ),
                 **_decision_fields(p.record, cluster),
             )
@@ -188,7 +196,11 @@ def _decision_fields(record: DecisionRecord | None, cluster: Cluster) -> dict[st
     c = record.cost
     out: dict[str, object] = {
         "predicted": Breakdown(
-            wait=_r(c.wait), load=_r(c.load), input=_r(c.input), prefill=_r(c.prefill), decode=_r(c.decode)
+            wait=_r(c.wait),
+            load=_r(c.load),
+            input=_r(c.input),
+            prefill=_r(c.prefill),
+            decode=_r(c.decode),
         )
     }
     if record.future_terms:

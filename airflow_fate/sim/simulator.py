@@ -4,10 +4,9 @@ The loop (the executor runs the same one on the wall clock):
 
 1. Pop every event due at the current time (finishes before arrivals before wake-ups;
    ties by insertion sequence, so runs are deterministic) and apply it to `ClusterState`.
-2. If the ready frontier is non-empty, ask the policy for a `Plan` on a snapshot (timed).
-3. Validate each assignment (ready stage, one node, allowed shard degree, fits memory),
-   reserve it (`StageAssigned`), and start every stage that now heads all its GPUs'
-   queues on idle GPUs.
+2. `Dispatcher.decide`: plan the ready frontier on a snapshot (timed), validate and
+   reserve the plan.
+3. Start every stage that now heads all its GPUs' queues on idle GPUs.
 
 Policies plan on estimates; stages run on actuals: the state-conditional cost at the
 moment the stage starts (residency, prefix KV and output locations as they are then),
@@ -19,7 +18,6 @@ from __future__ import annotations
 import heapq
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,22 +25,14 @@ from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.models import ModelCatalog
-from airflow_fate.domain.plan import Assignment, DecisionRecord, StageCost
+from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
+from airflow_fate.engine.dispatch import Dispatcher
 from airflow_fate.errors import SimulationError
-from airflow_fate.planner.candidates import degrees_for
 from airflow_fate.planner.policy import Policy
 from airflow_fate.sim.lower_bound import lower_bound
 from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
-from airflow_fate.state.cluster_state import (
-    ClusterState,
-    Snapshot,
-    StageAssigned,
-    StageFinished,
-    StageStarted,
-    WorkflowArrived,
-    stage_label,
-)
+from airflow_fate.state.cluster_state import ClusterState, stage_label
 
 _FINISH, _ARRIVAL, _WAKE = 0, 1, 2
 
@@ -80,10 +70,8 @@ class Simulation:
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._runs: dict[int, _Run] = {}
-        self._records: dict[int, DecisionRecord | None] = {}
+        self._dispatch = Dispatcher(self._state, self._cost, self.policy)
         self._placements: list[PlacementRecord] = []
-        self._plan_ms: list[float] = []
-        self._fallbacks = 0
         self._counters = Counters()
         self._done = 0
 
@@ -102,8 +90,7 @@ class Simulation:
                 if kind == _FINISH:
                     self._finish(payload, now)
                 elif kind == _ARRIVAL:
-                    self._state.apply(WorkflowArrived(payload, now))
-            self._state.now = now
+                    self._dispatch.arrive(payload, now)
             touched = self._decide(now)
             self._start_ready(touched, now)
             if self.progress is not None:
@@ -121,8 +108,8 @@ class Simulation:
             graph=self.graph,
             cluster=self.cluster,
             placements=self._placements,
-            plan_ms=self._plan_ms,
-            fallbacks=self._fallbacks,
+            plan_ms=self._dispatch.log.plan_ms,
+            fallbacks=self._dispatch.log.fallbacks,
             counters=self._counters,
             lower_bound_s=lower_bound(self.graph, self.cluster, self._cost),
         )
@@ -130,46 +117,17 @@ class Simulation:
     # -- steps -----------------------------------------------------------------------
 
     def _decide(self, now: float) -> list[int]:
-        """Plan the frontier; reserve accepted assignments; return GPUs whose queues grew."""
-        if not self._state.ready:
+        """Plan the frontier; return the GPUs whose queues grew."""
+        plan = self._dispatch.decide(now)
+        if plan is None:
             return []
-        snap = self._state.snapshot()
-        t0 = time.perf_counter()
-        plan = self.policy.plan(snap, self._cost)
-        self._plan_ms.append((time.perf_counter() - t0) * 1000.0)
-        if plan.fallback:
-            self._fallbacks += 1
-        touched: list[int] = []
-        for a in plan.assignments:
-            snap = self._state.snapshot()
-            self._validate(a, snap)
-            est = self._cost.estimate(self.graph.stages[a.stage], a.gpus, snap)
-            assert est is not None  # _validate checked the fit
-            self._state.apply(StageAssigned(a.stage, a.gpus, now, est.run))
-            self._records[a.stage] = a.record
-            touched.extend(a.gpus)
         if plan.wake_at is not None and plan.wake_at > now:
             self._push(plan.wake_at, _WAKE, -1)
-        return touched
+        return [g for a in plan.assignments for g in a.gpus]
 
-    def _validate(self, a: Assignment, snap: Snapshot) -> None:
-        stage = self.graph.stages[a.stage]
-        who = f"policy {self.policy.name!r} placed {stage_label(stage)}"
-        if a.stage not in self._state.ready:
-            raise SimulationError(f"{who} but it is not ready (or already placed)")
-        if not a.gpus or len(set(a.gpus)) != len(a.gpus):
-            raise SimulationError(f"{who} on an empty or repeated GPU set {a.gpus}")
-        nodes = {self.cluster.gpus[g].node for g in a.gpus}
-        if len(nodes) != 1:
-            raise SimulationError(f"{who} across nodes {sorted(nodes)}")
-        node = nodes.pop()
-        if len(a.gpus) not in degrees_for(stage, snap, self._cost, node):
-            raise SimulationError(f"{who} on {len(a.gpus)} GPUs of node {node}: degree not allowed or no fit")
-
-    def _start_ready(self, gpus: list[int], now: float) -> None:
-        for uid in self._state.heads(tuple(dict.fromkeys(gpus))):
-            if self._state.startable(uid):
-                self._start(uid, now)
+    def _start_ready(self, gpus: list[int] | tuple[int, ...], now: float) -> None:
+        for uid in self._dispatch.startable(gpus):
+            self._start(uid, now)
 
     def _start(self, uid: int, now: float) -> None:
         stage = self.graph.stages[uid]
@@ -186,8 +144,7 @@ class Simulation:
             prefill=est.prefill * factor,
             decode=est.decode * factor,
         )
-        effects = self._state.apply(StageStarted(uid, now))
-        assert effects is not None
+        effects = self._dispatch.started(uid, now)
         c = self._counters
         if est.load > 0:
             c.model_loads += 1
@@ -200,14 +157,14 @@ class Simulation:
             for p in stage.parents
             if not set(self._state.placement_of(p) or ()).intersection(gpus)
         )
-        self._runs[uid] = _Run(start=now, actual=actual, record=self._records.pop(uid, None))
+        self._runs[uid] = _Run(
+            start=now, actual=actual, record=self._dispatch.records.pop(uid, None)
+        )
         self._push(now + actual.run, _FINISH, uid)
 
     def _finish(self, uid: int, now: float) -> None:
         run = self._runs.pop(uid)
-        gpus = self._state.placement_of(uid)
-        assert gpus is not None
-        self._state.apply(StageFinished(uid, now, now - run.start))
+        gpus = self._dispatch.finished(uid, now, now - run.start)
         self._done += 1
         self._placements.append(
             PlacementRecord(
@@ -219,7 +176,7 @@ class Simulation:
                 record=run.record,
             )
         )
-        self._start_ready(list(gpus), now)
+        self._start_ready(gpus, now)
 
 
 def simulate(

@@ -163,14 +163,23 @@ class Snapshot:
 
 
 def reserve_gpus(
-    gpus_now: Sequence[GpuState], stage: StageInfo, gpus: tuple[int, ...], now: float, est_run_s: float
+    gpus_now: Sequence[GpuState],
+    stage: StageInfo,
+    gpus: tuple[int, ...],
+    now: float,
+    est_run_s: float,
 ) -> list[tuple[int, GpuState]]:
     """New states of ``gpus`` once ``stage`` is queued on them (shared by state and snapshot)."""
     prefix = (stage.model, stage.prefix_id) if stage.prefix_id else None
     item = PendingStage(stage.uid, stage.model, gpus, prefix, est_run_s)
     start = max([now, *(gpus_now[g].busy_until for g in gpus)])
     return [
-        (g, replace(gpus_now[g], pending=(*gpus_now[g].pending, item), busy_until=start + est_run_s))
+        (
+            g,
+            replace(
+                gpus_now[g], pending=(*gpus_now[g].pending, item), busy_until=start + est_run_s
+            ),
+        )
         for g in gpus
     ]
 
@@ -286,7 +295,9 @@ class ClusterState:
         stage = self.graph.stages[event.stage]
         gpus = self._placement[event.stage]
         if not self.startable(event.stage):
-            raise ValueError(f"stage {stage.workflow_id}/{stage.stage_id} is not at its queues' head")
+            raise ValueError(
+                f"stage {stage.workflow_id}/{stage.stage_id} is not at its queues' head"
+            )
         self._started[event.stage] = event.time
         model = self.catalog.models[stage.model]
         k = len(gpus)
@@ -296,14 +307,21 @@ class ClusterState:
         for g in gpus:
             st = self._gpus[g]
             usable = self.cluster.gpu_type_of_node(self._node_of[g]).usable_gib
-            resident, was_warm, evicted = _load(st.resident, stage.model, gpus, shard_gib, kv_gib, usable)
+            resident, was_warm, evicted = _load(
+                st.resident, stage.model, gpus, shard_gib, kv_gib, usable
+            )
             loaded += 0 if was_warm else 1
             evictions += evicted
-            self._gpus[g] = replace(st, running=event.stage, pending=st.pending[1:], resident=resident)
+            self._gpus[g] = replace(
+                st, running=event.stage, pending=st.pending[1:], resident=resident
+            )
         node = self._node_of[gpus[0]]
         if loaded:
             self._nodes[node] = _cache_on_node(
-                self._nodes[node], stage.model, model.weights_gib, self.cluster.nodes[node].host_cache_gib
+                self._nodes[node],
+                stage.model,
+                model.weights_gib,
+                self.cluster.nodes[node].host_cache_gib,
             )
         return StartEffects(loaded_gpus=loaded, evictions=evictions)
 

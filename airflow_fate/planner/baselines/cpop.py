@@ -48,15 +48,24 @@ def cpop_workflow(sched: ListSchedule, wf: int, snap: Snapshot, cost: CostModel)
     prio = {u: up[u] + down[u] for u in up}
     top = max(prio.values())
     critical = {u for u, p in prio.items() if abs(p - top) <= 1e-9 * max(1.0, top)}
-    singles = [g for g in range(len(snap.gpus)) if all(
-        (g,) in processor_groups(graph.stages[u], snap, cost) for u in critical if graph.stages[u].min_shards == 1
-    )]
+    singles = [
+        g
+        for g in range(len(snap.gpus))
+        if all(
+            (g,) in processor_groups(graph.stages[u], snap, cost)
+            for u in critical
+            if graph.stages[u].min_shards == 1
+        )
+    ]
     cp_gpu: int | None = None
     if singles:
+
         def cp_load(g: int) -> float:
             node = snap.cluster.gpus[g].node
             return sum(
-                cost.warm_time(graph.stages[u], node, 1) for u in critical if graph.stages[u].min_shards == 1
+                cost.warm_time(graph.stages[u], node, 1)
+                for u in critical
+                if graph.stages[u].min_shards == 1
             )
 
         cp_gpu = min(singles, key=cp_load)

@@ -22,7 +22,11 @@ def least_loaded_group(stage: StageInfo, snap: Snapshot, cost: CostModel) -> tup
         k = smallest_degree(stage, snap, cost, node)
         if k is None:
             continue
-        groups = [(g,) for g in node_gpus] if k == 1 else [*aligned_blocks(node_gpus, k), earliest_group(snap, node_gpus, k)]
+        groups = (
+            [(g,) for g in node_gpus]
+            if k == 1
+            else [*aligned_blocks(node_gpus, k), earliest_group(snap, node_gpus, k)]
+        )
         for group in groups:
             t = snap.free_at(group)
             if t < best_t:

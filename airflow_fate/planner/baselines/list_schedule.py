@@ -121,7 +121,9 @@ class ListSchedule:
         self.planned_workflows.update(fresh)
         return fresh
 
-    def stage_cost(self, stage: StageInfo, group: tuple[int, ...], snap: Snapshot, cost: CostModel) -> StageCost:
+    def stage_cost(
+        self, stage: StageInfo, group: tuple[int, ...], snap: Snapshot, cost: CostModel
+    ) -> StageCost:
         """Run cost on ``group`` with inputs pulled from the parents' planned groups."""
         run = cost.run_cost(stage, group, snap)
         transfer = 0.0
@@ -171,7 +173,9 @@ class ListSchedule:
             if self.releasable(uid):
                 slot = self.slots[uid]
                 self.released.add(uid)
-                out.append(Assignment(uid, slot.gpus, DecisionRecord(cost=slot.cost, score=slot.end)))
+                out.append(
+                    Assignment(uid, slot.gpus, DecisionRecord(cost=slot.cost, score=slot.end))
+                )
         for g in range(self.n_gpus):
             self.order[g] = [(s, u) for s, u in self.order[g] if u not in self.released]
         return Plan(assignments=tuple(out))
@@ -181,7 +185,9 @@ WorkflowPlanner = Callable[[ListSchedule, int, Snapshot, CostModel], None]
 """Plans one workflow (by index) into a `ListSchedule`."""
 
 
-def plan_online(sched: ListSchedule, snap: Snapshot, cost: CostModel, plan_workflow: WorkflowPlanner) -> Plan:
+def plan_online(
+    sched: ListSchedule, snap: Snapshot, cost: CostModel, plan_workflow: WorkflowPlanner
+) -> Plan:
     """The online driver: plan new workflows, then release stages whose turn has come."""
     fresh = sched.new_workflows(snap)
     if fresh:

@@ -27,9 +27,7 @@ def peft_workflow(sched: ListSchedule, wf: int, snap: Snapshot, cost: CostModel)
     graph = snap.graph
     topo = graph.topological_order(wf)
     groups = {u: processor_groups(graph.stages[u], snap, cost) for u in topo}
-    work = {
-        u: {g: cost.run_cost(graph.stages[u], g, snap).run for g in groups[u]} for u in topo
-    }
+    work = {u: {g: cost.run_cost(graph.stages[u], g, snap).run for g in groups[u]} for u in topo}
     oct_: dict[int, dict[tuple[int, ...], float]] = {}
     for uid in reversed(topo):
         stage = graph.stages[uid]
@@ -38,9 +36,7 @@ def peft_workflow(sched: ListSchedule, wf: int, snap: Snapshot, cost: CostModel)
         for p in groups[uid]:
             worst = 0.0
             for c in stage.children:
-                best = min(
-                    oct_[c][q] + work[c][q] + (0.0 if q == p else comm) for q in groups[c]
-                )
+                best = min(oct_[c][q] + work[c][q] + (0.0 if q == p else comm) for q in groups[c])
                 worst = max(worst, best)
             row[p] = worst
         oct_[uid] = row

@@ -55,7 +55,11 @@ class PrefixAffinity:
             hi, lo = max(load.values()), min(load.values())
             if hi - lo > BALANCE_ABS_S and hi > BALANCE_REL * lo:
                 return least
-            if stage.prefix_id and stage.input_tokens and stage.prefix_tokens / stage.input_tokens >= CACHE_THRESHOLD:
+            if (
+                stage.prefix_id
+                and stage.input_tokens
+                and stage.prefix_tokens / stage.input_tokens >= CACHE_THRESHOLD
+            ):
                 hits = [g for g in groups if cost.reused_tokens(stage, g, s) > 0]
                 if hits:
                     return min(hits, key=lambda g: load[g])

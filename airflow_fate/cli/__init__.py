@@ -1,0 +1,44 @@
+"""The ``airflow-fate`` command line: one module per command under this package.
+
+Each command module exposes ``register(subparsers)`` that adds its parser and sets
+``func``; `main` dispatches. A user-facing `InputError` prints one line naming the file,
+path and reason and exits with code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from airflow_fate import __version__
+from airflow_fate.cli import policies, schema, simulate
+from airflow_fate.errors import InputError
+
+COMMANDS = [simulate, policies, schema]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airflow-fate",
+        description="Future-state-aware GPU scheduling of multi-stage LLM pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The decision loop shared by the simulator, the live engine and the Airflow executor."""
