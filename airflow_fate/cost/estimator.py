@@ -23,8 +23,8 @@ optional online correction factor per (model, GPU type). ``shard_efficiency(k) =
 0.9 ** log2(k)``: tensor parallelism loses about a tenth of per-GPU throughput to
 all-reduce at each doubling (vLLM's published Llama-70B TP scaling is of this order).
 
-Memory: ``(weights + kv(tokens)) / k`` must fit each GPU's usable memory, else G is
-infeasible and the estimator returns None.
+Memory: ``(weights + kv(tokens)) / k`` must fit each GPU's usable memory and k must be
+an allowed degree (`shard_degrees`), else G is infeasible and the estimator returns None.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import StageCost
-from airflow_fate.domain.shards import memory_per_gpu_gib
+from airflow_fate.domain.shards import memory_per_gpu_gib, shard_degrees
 from airflow_fate.state.cluster_state import GpuState, Snapshot
 
 GB = 1e9
@@ -86,6 +86,7 @@ class CostModel:
             ic.nvlink_gbps if n.nvlink else ic.host_to_gpu_gbps for n in cluster.nodes
         ]
         self._mean_inverse_gbps: float | None = None
+        self._degrees: dict[tuple[str, int, int, int, int, int | None], tuple[int, ...]] = {}
         self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
 
     # -- static figures --------------------------------------------------------------
@@ -112,6 +113,25 @@ class CostModel:
         """Whether stage's shard of weights plus KV fits one GPU of ``node`` at degree k."""
         model = self.catalog.models[stage.model]
         return memory_per_gpu_gib(model, stage.tokens, k) <= self._usable[node]
+
+    def degrees(self, stage: StageInfo, node: int, bound: int | None = None) -> tuple[int, ...]:
+        """Shard degrees of ``stage`` allowed on ``node`` that fit memory (at most ``bound``).
+
+        Memoised on what the answer depends on; planners ask this for every stage x node.
+        """
+        key = (stage.model, stage.tokens, stage.min_shards, stage.max_shards, node, bound)
+        hit = self._degrees.get(key)
+        if hit is not None:
+            return hit
+        count = self.cluster.nodes[node].gpu_count
+        hi = stage.max_shards
+        if bound is not None:
+            hi = max(stage.min_shards, min(stage.max_shards, bound))
+        out = tuple(
+            k for k in shard_degrees(stage.min_shards, hi, count) if self.fits(stage, node, k)
+        )
+        self._degrees[key] = out
+        return out
 
     def compute_time(
         self, stage: StageInfo, node: int, k: int, reused_tokens: int
@@ -188,6 +208,12 @@ class CostModel:
             return stage.prefix_tokens
         return 0
 
+    def finish_floor(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        """A cheap lower bound of ``estimate(...).total``: wait plus warm compute."""
+        node = self._node_of[gpus[0]]
+        prefill, decode = self.compute_time(stage, node, len(gpus), stage.prefix_tokens)
+        return snap.free_at(gpus) - snap.now + prefill + decode
+
     def run_cost(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost:
         """Cost once the GPUs are free (wait = 0); the simulator's "actual" before noise."""
         node = self._node_of[gpus[0]]
@@ -205,7 +231,7 @@ class CostModel:
     def estimate(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost | None:
         """Predicted cost from ``snap.now``, or None if the stage does not fit ``gpus``."""
         node = self._node_of[gpus[0]]
-        if not self.fits(stage, node, len(gpus)):
+        if len(gpus) not in self.degrees(stage, node):
             return None
         run = self.run_cost(stage, gpus, snap)
         return StageCost(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
 from airflow_fate.errors import SimulationError
-from airflow_fate.planner.candidates import degrees_for
 from airflow_fate.planner.policy import Policy
 from airflow_fate.state.cluster_state import (
     ClusterState,
@@ -101,7 +100,7 @@ class Dispatcher:
         if len(nodes) != 1:
             raise SimulationError(f"{who} across nodes {sorted(nodes)}")
         node = nodes.pop()
-        if len(a.gpus) not in degrees_for(stage, snap, self.cost, node):
+        if len(a.gpus) not in self.cost.degrees(stage, node):
             raise SimulationError(
                 f"{who} on {len(a.gpus)} GPUs of node {node}: degree not allowed or does not fit"
             )

@@ -8,6 +8,8 @@ still contains every group a sensible policy would pick:
 - the k GPUs of the node that free up first (earliest start);
 - groups where the stage's model is already resident for exactly that layout (warm).
 
+Single GPUs that the cost model cannot tell apart are collapsed (`distinct_singles`).
+
 Degrees follow `shard_degrees` and are filtered by memory fit.
 """
 
@@ -17,22 +19,12 @@ from collections.abc import Iterator
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
-from airflow_fate.domain.shards import shard_degrees
 from airflow_fate.state.cluster_state import Snapshot
-
-
-def degrees_for(
-    stage: StageInfo, snap: Snapshot, cost: CostModel, node: int, bound: int | None = None
-) -> tuple[int, ...]:
-    """Shard degrees of ``stage`` that fit a GPU of ``node`` (at most ``bound``)."""
-    count = snap.cluster.nodes[node].gpu_count
-    hi = stage.max_shards if bound is None else max(stage.min_shards, min(stage.max_shards, bound))
-    return tuple(k for k in shard_degrees(stage.min_shards, hi, count) if cost.fits(stage, node, k))
 
 
 def smallest_degree(stage: StageInfo, snap: Snapshot, cost: CostModel, node: int) -> int | None:
     """The smallest shard degree of ``stage`` that fits ``node``, or None."""
-    ks = degrees_for(stage, snap, cost, node)
+    ks = cost.degrees(stage, node)
     return ks[0] if ks else None
 
 
@@ -41,10 +33,38 @@ def aligned_blocks(node_gpus: tuple[int, ...], k: int) -> Iterator[tuple[int, ..
         yield node_gpus[i : i + k]
 
 
-def earliest_group(snap: Snapshot, node_gpus: tuple[int, ...], k: int) -> tuple[int, ...]:
+def earliest_group(snap: Snapshot, node: int, k: int) -> tuple[int, ...]:
     """The k GPUs of a node that free up first (ties by index), in index order."""
-    order = sorted(node_gpus, key=lambda g: (snap.gpus[g].busy_until, g))
-    return tuple(sorted(order[:k]))
+    return tuple(sorted(snap.wait_order[node][:k]))
+
+
+def distinct_singles(stage: StageInfo, snap: Snapshot, node: int) -> list[tuple[int, ...]]:
+    """Single GPUs of a node, one per class of what the cost model can tell apart.
+
+    Inside a node, a single-GPU estimate depends on the GPU only through its wait and
+    three facts: is the stage's model there (resident or queued), is its prefix KV there,
+    does it hold a parent's output. GPUs sharing those facts differ only in wait, so the
+    earliest-free one (lowest index on ties) dominates the rest of its class for every
+    earliest-finish criterion; keeping one per class makes planning cost independent of
+    node size.
+    """
+    parents = {g for p in stage.parents for g in snap.placement.get(p, ())}
+    warm = snap.model_groups.get(stage.model, frozenset())
+    prefixed = (
+        snap.prefix_gpus.get((stage.model, stage.prefix_id), frozenset())
+        if stage.prefix_id
+        else frozenset()
+    )
+    seen: set[tuple[bool, bool, bool]] = set()
+    out: list[int] = []
+    for g in snap.wait_order[node]:
+        cls = ((g,) in warm, g in prefixed, g in parents)
+        if cls not in seen:
+            seen.add(cls)
+            out.append(g)
+            if len(seen) == 8:
+                break
+    return [(g,) for g in sorted(out)]
 
 
 def groups_for(
@@ -54,16 +74,14 @@ def groups_for(
     out: list[tuple[int, ...]] = []
     seen: set[tuple[int, ...]] = set()
     for node, node_gpus in enumerate(snap.cluster.node_gpus):
-        for k in degrees_for(stage, snap, cost, node, bound):
+        for k in cost.degrees(stage, node, bound):
             if k == 1:
-                for g in node_gpus:
-                    out.append((g,))
+                out.extend(distinct_singles(stage, snap, node))
                 continue
-            family = [*aligned_blocks(node_gpus, k), earliest_group(snap, node_gpus, k)]
-            for g in node_gpus:
-                for model, group, _ in snap.gpus[g].resident:
-                    if model == stage.model and len(group) == k:
-                        family.append(group)
+            family = [*aligned_blocks(node_gpus, k), earliest_group(snap, node, k)]
+            for group in snap.model_groups.get(stage.model, ()):
+                if len(group) == k and group[0] in node_gpus:
+                    family.append(group)
             for group in family:
                 if group not in seen:
                     seen.add(group)

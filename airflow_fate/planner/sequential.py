@@ -43,11 +43,21 @@ def place_in_order(snap: Snapshot, cost: CostModel, order: Iterable[int], choose
 def earliest_finish(
     stage: StageInfo, snap: Snapshot, cost: CostModel, groups: Iterable[tuple[int, ...]]
 ) -> tuple[int, ...] | None:
-    """The group with the smallest estimated finish time (ties: first in order)."""
+    """The group with the smallest estimated finish time (ties: first in ``groups``).
+
+    Branch and bound: a group's finish is at least its wait plus its warm compute
+    (`CostModel.finish_floor`), so groups are visited by that floor and the scan stops
+    once the floor exceeds the best finish found. Same answer as a full scan.
+    """
+    order = sorted(
+        (cost.finish_floor(stage, group, snap), pos, group) for pos, group in enumerate(groups)
+    )
     best: tuple[int, ...] | None = None
-    best_t = float("inf")
-    for group in groups:
+    best_key = (float("inf"), 0)
+    for floor, pos, group in order:
+        if floor > best_key[0]:
+            break
         est = cost.estimate(stage, group, snap)
-        if est is not None and est.total < best_t:
-            best, best_t = group, est.total
+        if est is not None and (est.total, pos) < best_key:
+            best, best_key = group, (est.total, pos)
     return best

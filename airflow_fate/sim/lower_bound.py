@@ -31,10 +31,22 @@ def lower_bound(graph: WorkloadGraph, cluster: Cluster, cost: CostModel) -> floa
     """Seconds; see the module docstring."""
     fastest: dict[int, float] = {}
     area = 0.0
+    memo: dict[tuple[object, ...], tuple[float, float]] = {}
     for stage in graph.stages:
-        opts = _options(stage, cluster, cost)
-        fastest[stage.uid] = min(t for _, t in opts)
-        area += min(k * t for k, t in opts)
+        # Stages of one template repeat the same shape; price each shape once.
+        key = (
+            stage.model,
+            stage.input_tokens,
+            stage.output_tokens,
+            stage.prefix_tokens,
+            stage.min_shards,
+            stage.max_shards,
+        )
+        if key not in memo:
+            opts = _options(stage, cluster, cost)
+            memo[key] = (min(t for _, t in opts), min(k * t for k, t in opts))
+        fastest[stage.uid], work = memo[key]
+        area += work
     first = min(wf.arrival_s for wf in graph.workflows)
     critical = 0.0
     for wf in graph.workflows:

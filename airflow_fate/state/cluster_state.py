@@ -8,7 +8,8 @@ Per stage: where it was placed (its output lives there once it finishes). Per wo
 attained GPU service.
 
 GPU and node states are frozen and replaced on change, so `snapshot()` costs a tuple copy
-and a `Snapshot` never changes under a planner. The placement, finished and service maps
+and a `Snapshot` never changes under a planner (its lookup indexes are computed lazily,
+once per snapshot). The placement, finished and service maps
 are append-only or monotone and are exposed read-only; a planner only reads entries that
 exist when it plans, so sharing them is safe and keeps snapshots O(#GPUs).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from types import MappingProxyType
 
 from airflow_fate.domain.cluster import Cluster
@@ -150,6 +152,38 @@ class Snapshot:
             new[g] = st
         return replace(
             self, gpus=tuple(new), frontier=tuple(s for s in self.frontier if s != stage)
+        )
+
+    @cached_property
+    def model_groups(self) -> dict[str, frozenset[tuple[int, ...]]]:
+        """Per model, the GPU groups that hold it or will (a queued stage loads it)."""
+        out: dict[str, set[tuple[int, ...]]] = {}
+        for st in self.gpus:
+            for m, group, _ in st.resident:
+                out.setdefault(m, set()).add(group)
+            for p in st.pending:
+                out.setdefault(p.model, set()).add(p.group)
+        return {m: frozenset(v) for m, v in out.items()}
+
+    @cached_property
+    def prefix_gpus(self) -> dict[PrefixKey, frozenset[int]]:
+        """Per prefix key, the GPUs that hold its KV or will (a queued stage computes it)."""
+        out: dict[PrefixKey, set[int]] = {}
+        for g, st in enumerate(self.gpus):
+            for key, _ in st.prefix_kv:
+                out.setdefault(key, set()).add(g)
+            for p in st.pending:
+                if p.prefix is not None:
+                    out.setdefault(p.prefix, set()).add(g)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    @cached_property
+    def wait_order(self) -> tuple[tuple[int, ...], ...]:
+        """Per node, its GPUs by when they free up (idle ones first, ties by index)."""
+        now = self.now
+        return tuple(
+            tuple(sorted(node_gpus, key=lambda g: (max(self.gpus[g].busy_until, now), g)))
+            for node_gpus in self.cluster.node_gpus
         )
 
     def free_at(self, gpus: tuple[int, ...]) -> float:

@@ -18,7 +18,6 @@ from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.plan import Plan
 from airflow_fate.planner.baselines.kube_default import idle
 from airflow_fate.planner.baselines.prefix_affinity import worker_groups
-from airflow_fate.planner.candidates import degrees_for
 from airflow_fate.planner.sequential import place_in_order
 from airflow_fate.state.cluster_state import Snapshot
 
@@ -48,7 +47,7 @@ class Autellix:
                 home = s.placement.get(latest)
                 if home is not None:
                     node = s.cluster.gpus[home[0]].node
-                    if len(home) in degrees_for(stage, s, cost, node):
+                    if len(home) in cost.degrees(stage, node):
                         return home
             free = [g for g in worker_groups(stage, s, cost) if all(idle(s, x) for x in g)]
             return min(free, key=lambda g: s.free_at(g)) if free else None

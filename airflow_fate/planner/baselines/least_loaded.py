@@ -25,7 +25,7 @@ def least_loaded_group(stage: StageInfo, snap: Snapshot, cost: CostModel) -> tup
         groups = (
             [(g,) for g in node_gpus]
             if k == 1
-            else [*aligned_blocks(node_gpus, k), earliest_group(snap, node_gpus, k)]
+            else [*aligned_blocks(node_gpus, k), earliest_group(snap, node, k)]
         )
         for group in groups:
             t = snap.free_at(group)

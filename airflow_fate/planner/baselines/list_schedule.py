@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan, StageCost
-from airflow_fate.planner.candidates import aligned_blocks, degrees_for
+from airflow_fate.planner.candidates import aligned_blocks
 from airflow_fate.state.cluster_state import Snapshot
 
 
@@ -34,7 +34,7 @@ def processor_groups(stage: StageInfo, snap: Snapshot, cost: CostModel) -> list[
     """The "processors" of list scheduling: single GPUs and aligned shard blocks."""
     out: list[tuple[int, ...]] = []
     for node, node_gpus in enumerate(snap.cluster.node_gpus):
-        for k in degrees_for(stage, snap, cost, node):
+        for k in cost.degrees(stage, node):
             out.extend(aligned_blocks(node_gpus, k))
     return out
 

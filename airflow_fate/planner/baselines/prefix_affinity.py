@@ -33,7 +33,7 @@ def worker_groups(stage: StageInfo, snap: Snapshot, cost: CostModel) -> list[tup
         if k == 1:
             out.extend((g,) for g in node_gpus)
         elif k is not None:
-            for group in [*aligned_blocks(node_gpus, k), earliest_group(snap, node_gpus, k)]:
+            for group in [*aligned_blocks(node_gpus, k), earliest_group(snap, node, k)]:
                 if group not in out:
                     out.append(group)
     return out

@@ -1,0 +1,156 @@
+"""Table-driven cases for each cost tier and each state dimension."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_fate.cost.estimator import GB, GIB_IN_GB, CostModel, shard_efficiency
+from airflow_fate.domain.graph import WorkloadGraph
+from airflow_fate.state.cluster_state import (
+    ClusterState,
+    StageAssigned,
+    StageFinished,
+    StageStarted,
+    WorkflowArrived,
+)
+from tests.conftest import make_catalog, make_cluster, make_workload, stage
+
+HOST, DISK, REMOTE, NVLINK, NET = 25.0, 3.0, 1.25, 300.0, 12.5
+
+
+def setup_state(stages: list[dict[str, object]]) -> tuple[ClusterState, CostModel]:
+    cluster, catalog = make_cluster(), make_catalog()
+    graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    return state, CostModel(cluster, catalog)
+
+
+def run_stage(state: ClusterState, uid: int, gpus: tuple[int, ...], t: float = 0.0) -> None:
+    state.apply(StageAssigned(uid, gpus, t, 1.0))
+    state.apply(StageStarted(uid, t))
+    state.apply(StageFinished(uid, t + 1.0, 1.0))
+
+
+def test_load_tiers() -> None:
+    """remote store -> local disk -> host cache -> resident (per GPU group)."""
+    state, cost = setup_state([stage("a"), stage("b", parents=["a"]), stage("c", parents=["a"])])
+    a, b = state.graph.stages[0], state.graph.stages[1]
+    weights_gb = 4.0 * GIB_IN_GB
+    snap = state.snapshot()
+    assert cost.load_time(a, (0,), snap) == pytest.approx(weights_gb / min(REMOTE, NET))
+    run_stage(state, 0, (0,))
+    snap = state.snapshot()
+    assert cost.load_time(b, (0,), snap) == 0.0, "resident on the same GPU"
+    assert cost.load_time(b, (1,), snap) == pytest.approx(weights_gb / HOST), "host cache, same node"
+    assert cost.load_time(b, (4,), snap) == pytest.approx(weights_gb / REMOTE), "other node: remote"
+
+
+def test_disk_tier_after_host_cache_eviction() -> None:
+    cluster = make_cluster()
+    catalog = make_catalog()
+    graph = WorkloadGraph.from_workload(make_workload([stage("a")], copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    # A node state with the model on disk but not in host cache.
+    from airflow_fate.state.cluster_state import NodeState
+
+    state._nodes[0] = NodeState(host_cache=(), disk=frozenset({"small-lm"}))
+    snap = state.snapshot()
+    cost = CostModel(cluster, catalog)
+    assert cost.load_time(graph.stages[0], (0,), snap) == pytest.approx(4.0 * GIB_IN_GB / DISK)
+
+
+@pytest.mark.parametrize(
+    ("child_gpus", "expected"),
+    [
+        pytest.param((0,), 0.0, id="same-gpu"),
+        pytest.param((1,), 1.0 * 1e6 / GB / NVLINK, id="same-node-nvlink"),
+        pytest.param((4,), 1.0 * 1e6 / GB / NET, id="other-node"),
+    ],
+)
+def test_input_transfer(child_gpus: tuple[int, ...], expected: float) -> None:
+    state, cost = setup_state([stage("a", output_mb=1.0), stage("b", parents=["a"])])
+    run_stage(state, 0, (0,))
+    assert cost.input_time(state.graph.stages[1], child_gpus, state.snapshot()) == pytest.approx(expected)
+
+
+def test_input_without_nvlink_goes_over_host_link() -> None:
+    cluster, catalog = make_cluster(nvlink=False), make_catalog()
+    graph = WorkloadGraph.from_workload(make_workload([stage("a"), stage("b", parents=["a"])], copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    run_stage(state, 0, (0,))
+    got = CostModel(cluster, catalog).input_time(graph.stages[1], (1,), state.snapshot())
+    assert got == pytest.approx(1e6 / GB / HOST)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "warm"),
+    [pytest.param((0,), True, id="prefix-warm"), pytest.param((1,), False, id="prefix-cold")],
+)
+def test_prefix_reuse(gpus: tuple[int, ...], warm: bool) -> None:
+    pre = {"id": "sys", "tokens": 800}
+    state, cost = setup_state([stage("a", prefix=pre), stage("b", parents=["a"], prefix=pre, input_tokens=1000)])
+    run_stage(state, 0, (0,))
+    b = state.graph.stages[1]
+    est = cost.estimate(b, gpus, state.snapshot())
+    assert est is not None
+    uncached = 200 if warm else 1000
+    assert est.prefill == pytest.approx(uncached / 20000)
+    assert est.decode == pytest.approx(100 / 2000)
+
+
+def test_prefix_of_other_model_is_not_reused() -> None:
+    pre = {"id": "sys", "tokens": 800}
+    state, cost = setup_state([stage("a", prefix=pre), stage("b", "mid-lm", ["a"], prefix=pre)])
+    run_stage(state, 0, (0,))
+    assert cost.reused_tokens(state.graph.stages[1], (0,), state.snapshot()) == 0
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_shards_scale_rates_and_split_weights(k: int) -> None:
+    state, cost = setup_state([stage("a", "mid-lm", input_tokens=12000, output_tokens=1200)])
+    a = state.graph.stages[0]
+    gpus = tuple(range(k))
+    est = cost.estimate(a, gpus, state.snapshot())
+    assert est is not None
+    scale = k * shard_efficiency(k)
+    assert est.prefill == pytest.approx(1.0 / scale)
+    assert est.decode == pytest.approx(1.0 / scale)
+    state.apply(StageAssigned(0, gpus, 0.0, 1.0))
+    state.apply(StageStarted(0, 0.0))
+    for g in gpus:
+        assert state.gpu(g).weights_gib == pytest.approx(15.0 / k)
+
+
+def test_shard_group_must_match_for_warm() -> None:
+    state, cost = setup_state([stage("a", "mid-lm"), stage("b", "mid-lm", ["a"])])
+    run_stage(state, 0, (0, 1))
+    b = state.graph.stages[1]
+    snap = state.snapshot()
+    assert cost.load_time(b, (0, 1), snap) == 0.0
+    assert cost.load_time(b, (0,), snap) > 0.0, "a 2-way shard is not a full copy"
+
+
+def test_memory_infeasible_returns_none() -> None:
+    state, cost = setup_state([stage("a", "big-lm")])
+    a = state.graph.stages[0]
+    snap = state.snapshot()
+    assert cost.estimate(a, (8, 9), snap) is None, "small GPUs cannot hold 120 GiB in 2 shards"
+    assert cost.estimate(a, (0, 1), snap) is not None
+
+
+def test_wait_counts_busy_gpus() -> None:
+    state, cost = setup_state([stage("a"), stage("b")])
+    state.apply(StageAssigned(0, (0,), 0.0, 5.0))
+    est = cost.estimate(state.graph.stages[1], (0,), state.snapshot())
+    assert est is not None
+    assert est.wait == pytest.approx(5.0)
+    assert est.load == 0.0, "the queued stage loads the same model first"
+
+
+def test_correction_factor_slows_rates() -> None:
+    cluster, catalog = make_cluster(), make_catalog()
+    base = CostModel(cluster, catalog).rates("small-lm", "big", 1)
+    slow = CostModel(cluster, catalog, correction={("small-lm", "big"): 2.0}).rates("small-lm", "big", 1)
+    assert slow.prefill == pytest.approx(base.prefill / 2)

@@ -1,0 +1,106 @@
+"""ClusterState: readiness, queues, LRU residency, prefix-KV budget, host cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from airflow_fate.domain.graph import WorkloadGraph
+from airflow_fate.state.cluster_state import (
+    ClusterState,
+    StageAssigned,
+    StageFinished,
+    StageStarted,
+    WorkflowArrived,
+)
+from tests.conftest import make_catalog, make_cluster, make_workload, stage
+
+
+def build(stages: list[dict[str, object]], **models: dict[str, object]) -> ClusterState:
+    cluster, catalog = make_cluster(), make_catalog(**models)
+    graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    return state
+
+
+def run(state: ClusterState, uid: int, gpus: tuple[int, ...], t: float) -> None:
+    state.apply(StageAssigned(uid, gpus, t, 1.0))
+    state.apply(StageStarted(uid, t))
+    state.apply(StageFinished(uid, t + 1.0, 1.0))
+
+
+def test_children_become_ready_when_all_parents_finish() -> None:
+    state = build([stage("a"), stage("b"), stage("c", parents=["a", "b"])])
+    assert state.ready == {0, 1}
+    run(state, 0, (0,), 0.0)
+    assert state.ready == {1}
+    run(state, 1, (1,), 1.0)
+    assert state.ready == {2}
+
+
+def test_snapshot_is_not_changed_by_later_events() -> None:
+    state = build([stage("a")])
+    snap = state.snapshot()
+    run(state, 0, (0,), 0.0)
+    assert snap.gpus[0].resident == ()
+    assert snap.frontier == (0,)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.now = 3.0  # type: ignore[misc]
+
+
+def test_queue_order_and_startable() -> None:
+    state = build([stage("a"), stage("b")])
+    state.apply(StageAssigned(0, (0,), 0.0, 2.0))
+    state.apply(StageAssigned(1, (0,), 0.0, 3.0))
+    assert state.gpu(0).busy_until == pytest.approx(5.0)
+    assert state.startable(0) and not state.startable(1)
+    state.apply(StageStarted(0, 0.0))
+    assert not state.startable(1), "GPU busy"
+    state.apply(StageFinished(0, 2.5, 2.5))
+    assert state.startable(1)
+    assert state.gpu(0).busy_until == pytest.approx(5.5), "re-estimated from the actual finish"
+
+
+def test_lru_eviction_keeps_usable_memory() -> None:
+    # usable 72 GiB on "big" GPUs: 30 + 30 fit, a third 30 evicts the least recent.
+    models = {f"m{i}": {"weights_gib": 30.0, "kv_bytes_per_token": 0, "prefill_tokens_per_s": 1000, "decode_tokens_per_s": 100} for i in range(3)}
+    state = build([stage("a", "m0"), stage("b", "m1"), stage("c", "m0"), stage("d", "m2")], **models)
+    run(state, 0, (0,), 0.0)
+    run(state, 1, (0,), 1.0)
+    run(state, 2, (0,), 2.0)  # touches m0: m1 is now least recent
+    state.apply(StageAssigned(3, (0,), 3.0, 1.0))
+    effects = state.apply(StageStarted(3, 3.0))
+    assert effects is not None and effects.evictions == 1
+    assert state.gpu(0).resident_models == ("m0", "m2")
+
+
+def test_prefix_kv_lru_within_budget() -> None:
+    # prefix budget = 80 GiB * 0.05 = 4 GiB; each prefix 2.5 GiB -> only one fits.
+    big_kv = {"weights_gib": 1.0, "kv_bytes_per_token": 2**20, "prefill_tokens_per_s": 1000, "decode_tokens_per_s": 100}
+    state = build(
+        [
+            stage("a", "kvm", prefix={"id": "p1", "tokens": 2560}, input_tokens=3000),
+            stage("b", "kvm", prefix={"id": "p2", "tokens": 2560}, input_tokens=3000),
+        ],
+        kvm=big_kv,
+    )
+    run(state, 0, (0,), 0.0)
+    assert [k for k, _ in state.gpu(0).prefix_kv] == [("kvm", "p1")]
+    run(state, 1, (0,), 1.0)
+    assert [k for k, _ in state.gpu(0).prefix_kv] == [("kvm", "p2")]
+
+
+def test_load_puts_model_in_host_cache_and_disk() -> None:
+    state = build([stage("a")])
+    run(state, 0, (0,), 0.0)
+    node = state.node(0)
+    assert node.cached("small-lm") and "small-lm" in node.disk
+    assert not state.node(1).cached("small-lm")
+
+
+def test_assigning_a_stage_that_is_not_ready_fails() -> None:
+    state = build([stage("a"), stage("b", parents=["a"])])
+    with pytest.raises(ValueError, match="not ready"):
+        state.apply(StageAssigned(1, (0,), 0.0, 1.0))
