@@ -42,7 +42,9 @@ def test_load_tiers() -> None:
     run_stage(state, 0, (0,))
     snap = state.snapshot()
     assert cost.load_time(b, (0,), snap) == 0.0, "resident on the same GPU"
-    assert cost.load_time(b, (1,), snap) == pytest.approx(weights_gb / HOST), "host cache, same node"
+    assert cost.load_time(b, (1,), snap) == pytest.approx(weights_gb / HOST), (
+        "host cache, same node"
+    )
     assert cost.load_time(b, (4,), snap) == pytest.approx(weights_gb / REMOTE), "other node: remote"
 
 
@@ -71,12 +73,16 @@ def test_disk_tier_after_host_cache_eviction() -> None:
 def test_input_transfer(child_gpus: tuple[int, ...], expected: float) -> None:
     state, cost = setup_state([stage("a", output_mb=1.0), stage("b", parents=["a"])])
     run_stage(state, 0, (0,))
-    assert cost.input_time(state.graph.stages[1], child_gpus, state.snapshot()) == pytest.approx(expected)
+    assert cost.input_time(state.graph.stages[1], child_gpus, state.snapshot()) == pytest.approx(
+        expected
+    )
 
 
 def test_input_without_nvlink_goes_over_host_link() -> None:
     cluster, catalog = make_cluster(nvlink=False), make_catalog()
-    graph = WorkloadGraph.from_workload(make_workload([stage("a"), stage("b", parents=["a"])], copies=1), catalog)
+    graph = WorkloadGraph.from_workload(
+        make_workload([stage("a"), stage("b", parents=["a"])], copies=1), catalog
+    )
     state = ClusterState(cluster, catalog, graph)
     state.apply(WorkflowArrived(0, 0.0))
     run_stage(state, 0, (0,))
@@ -90,7 +96,9 @@ def test_input_without_nvlink_goes_over_host_link() -> None:
 )
 def test_prefix_reuse(gpus: tuple[int, ...], warm: bool) -> None:
     pre = {"id": "sys", "tokens": 800}
-    state, cost = setup_state([stage("a", prefix=pre), stage("b", parents=["a"], prefix=pre, input_tokens=1000)])
+    state, cost = setup_state(
+        [stage("a", prefix=pre), stage("b", parents=["a"], prefix=pre, input_tokens=1000)]
+    )
     run_stage(state, 0, (0,))
     b = state.graph.stages[1]
     est = cost.estimate(b, gpus, state.snapshot())
@@ -152,5 +160,7 @@ def test_wait_counts_busy_gpus() -> None:
 def test_correction_factor_slows_rates() -> None:
     cluster, catalog = make_cluster(), make_catalog()
     base = CostModel(cluster, catalog).rates("small-lm", "big", 1)
-    slow = CostModel(cluster, catalog, correction={("small-lm", "big"): 2.0}).rates("small-lm", "big", 1)
+    slow = CostModel(cluster, catalog, correction={("small-lm", "big"): 2.0}).rates(
+        "small-lm", "big", 1
+    )
     assert slow.prefill == pytest.approx(base.prefill / 2)

@@ -17,7 +17,9 @@ from tests.conftest import EXAMPLES
 
 
 def test_examples_load() -> None:
-    inputs = load_inputs(EXAMPLES / "cluster.yaml", EXAMPLES / "models.yaml", EXAMPLES / "workload.json")
+    inputs = load_inputs(
+        EXAMPLES / "cluster.yaml", EXAMPLES / "models.yaml", EXAMPLES / "workload.json"
+    )
     assert len(inputs.cluster.gpus) == 40
     assert len(inputs.workload.workflows) == 2
 
@@ -44,23 +46,80 @@ def _set(path: list[Any], value: Any) -> Any:
 
 
 WORKLOAD_CASES = [
-    pytest.param(_set(["workflows", 0, "stages", 2, "model"], "gpt-9"), "workflows[0].stages[2].model", "unknown model 'gpt-9'", id="unknown-model"),
-    pytest.param(_set(["workflows", 0, "stages", 1, "parents"], ["nope"]), "workflows[0].stages[1].parents[0]", "unknown stage 'nope'", id="unknown-parent"),
-    pytest.param(_set(["workflows", 0, "stages", 0, "parents"], ["judge"]), "workflows[0].stages", "dependency cycle", id="cycle"),
-    pytest.param(_set(["workflows", 1, "stages", 1, "id"], "map_0"), "workflows[1].stages[1].id", "duplicate stage id 'map_0'", id="duplicate-stage"),
-    pytest.param(_set(["workflows", 1, "id"], "rag-0001"), "workflows[1].id", "duplicate workflow id", id="duplicate-workflow"),
-    pytest.param(_set(["workflows", 0, "stages", 0, "input_tokens"], -5), "workflows[0].stages[0].input_tokens", "greater than or equal to 0", id="negative-number"),
-    pytest.param(_set(["workflows", 0, "arrival_s"], -1.0), "workflows[0].arrival_s", "greater than or equal to 0", id="negative-arrival"),
-    pytest.param(_set(["workflows", 0, "stages", 3, "max_shards"], 1), "workflows[0].stages[3].max_shards", "min_shards (2) is greater than max_shards (1)", id="shard-bounds"),
-    pytest.param(_set(["workflows", 0, "stages", 0, "colour"], "red"), "workflows[0].stages[0].colour", "Extra inputs are not permitted", id="unknown-field"),
+    pytest.param(
+        _set(["workflows", 0, "stages", 2, "model"], "gpt-9"),
+        "workflows[0].stages[2].model",
+        "unknown model 'gpt-9'",
+        id="unknown-model",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "stages", 1, "parents"], ["nope"]),
+        "workflows[0].stages[1].parents[0]",
+        "unknown stage 'nope'",
+        id="unknown-parent",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "stages", 0, "parents"], ["judge"]),
+        "workflows[0].stages",
+        "dependency cycle",
+        id="cycle",
+    ),
+    pytest.param(
+        _set(["workflows", 1, "stages", 1, "id"], "map_0"),
+        "workflows[1].stages[1].id",
+        "duplicate stage id 'map_0'",
+        id="duplicate-stage",
+    ),
+    pytest.param(
+        _set(["workflows", 1, "id"], "rag-0001"),
+        "workflows[1].id",
+        "duplicate workflow id",
+        id="duplicate-workflow",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "stages", 0, "input_tokens"], -5),
+        "workflows[0].stages[0].input_tokens",
+        "greater than or equal to 0",
+        id="negative-number",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "arrival_s"], -1.0),
+        "workflows[0].arrival_s",
+        "greater than or equal to 0",
+        id="negative-arrival",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "stages", 3, "max_shards"], 1),
+        "workflows[0].stages[3].max_shards",
+        "min_shards (2) is greater than max_shards (1)",
+        id="shard-bounds",
+    ),
+    pytest.param(
+        _set(["workflows", 0, "stages", 0, "colour"], "red"),
+        "workflows[0].stages[0].colour",
+        "Extra inputs are not permitted",
+        id="unknown-field",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("mutate", "path", "reason"), WORKLOAD_CASES)
-def test_bad_workload(tmp_path: Path, mutate: Any, path: str, reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_workload(
+    tmp_path: Path, mutate: Any, path: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "workload.json"
     bad.write_text(json.dumps(edit(mutate)))
-    code = main(["simulate", "--cluster", str(EXAMPLES / "cluster.yaml"), "--models", str(EXAMPLES / "models.yaml"), "--workload", str(bad)])
+    code = main(
+        [
+            "simulate",
+            "--cluster",
+            str(EXAMPLES / "cluster.yaml"),
+            "--models",
+            str(EXAMPLES / "models.yaml"),
+            "--workload",
+            str(bad),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert str(bad) in err and path in err and reason in err
@@ -120,7 +179,19 @@ def test_empty_file(tmp_path: Path) -> None:
 
 
 def test_unknown_policy_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["simulate", "--cluster", str(EXAMPLES / "cluster.yaml"), "--models", str(EXAMPLES / "models.yaml"), "--workload", str(EXAMPLES / "workload.json"), "--policy", "nope"])
+    code = main(
+        [
+            "simulate",
+            "--cluster",
+            str(EXAMPLES / "cluster.yaml"),
+            "--models",
+            str(EXAMPLES / "models.yaml"),
+            "--workload",
+            str(EXAMPLES / "workload.json"),
+            "--policy",
+            "nope",
+        ]
+    )
     assert code == 2 and "unknown policy 'nope'" in capsys.readouterr().err
 
 

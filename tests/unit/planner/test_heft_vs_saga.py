@@ -27,14 +27,29 @@ SPEEDS = [1.0, 0.8, 0.55, 0.3, 0.18]
 RATES = {"m-a": (9000.0, 900.0), "m-b": (4000.0, 300.0), "m-c": (20000.0, 2500.0)}
 
 
-def instance(seed: int) -> tuple[Cluster, ModelCatalog, Workload, dict[str, float], list[tuple[str, str]]]:
+def instance(
+    seed: int,
+) -> tuple[Cluster, ModelCatalog, Workload, dict[str, float], list[tuple[str, str]]]:
     rng = random.Random(seed)
     cluster = Cluster.model_validate(
         {
-            "gpu_types": {f"t{i}": {"memory_gib": 80, "relative_speed": s} for i, s in enumerate(SPEEDS)},
-            "interconnect": {"host_to_gpu_gbps": 25, "nvlink_gbps": 300, "local_disk_gbps": 3, "remote_store_gbps": 1.25},
+            "gpu_types": {
+                f"t{i}": {"memory_gib": 80, "relative_speed": s} for i, s in enumerate(SPEEDS)
+            },
+            "interconnect": {
+                "host_to_gpu_gbps": 25,
+                "nvlink_gbps": 300,
+                "local_disk_gbps": 3,
+                "remote_store_gbps": 1.25,
+            },
             "nodes": [
-                {"name": f"n{i}", "gpu_type": f"t{i}", "gpu_count": 1, "host_cache_gib": 64, "network_gbps": 10}
+                {
+                    "name": f"n{i}",
+                    "gpu_type": f"t{i}",
+                    "gpu_count": 1,
+                    "host_cache_gib": 64,
+                    "network_gbps": 10,
+                }
                 for i in range(len(SPEEDS))
             ],
         }
@@ -42,7 +57,12 @@ def instance(seed: int) -> tuple[Cluster, ModelCatalog, Workload, dict[str, floa
     catalog = ModelCatalog.model_validate(
         {
             "models": {
-                m: {"weights_gib": 1e-9, "kv_bytes_per_token": 0, "prefill_tokens_per_s": p, "decode_tokens_per_s": d}
+                m: {
+                    "weights_gib": 1e-9,
+                    "kv_bytes_per_token": 0,
+                    "prefill_tokens_per_s": p,
+                    "decode_tokens_per_s": d,
+                }
                 for m, (p, d) in RATES.items()
             }
         }
@@ -55,11 +75,22 @@ def instance(seed: int) -> tuple[Cluster, ModelCatalog, Workload, dict[str, floa
         parents = [f"s{j}" for j in range(i) if rng.random() < 0.3]
         model = rng.choice(list(RATES))
         tin, tout = rng.randint(500, 8000), rng.randint(50, 800)
-        stages.append({"id": f"s{i}", "model": model, "input_tokens": tin, "output_tokens": tout, "output_mb": 0.0, "parents": parents})
+        stages.append(
+            {
+                "id": f"s{i}",
+                "model": model,
+                "input_tokens": tin,
+                "output_tokens": tout,
+                "output_mb": 0.0,
+                "parents": parents,
+            }
+        )
         p, d = RATES[model]
         costs[f"s{i}"] = tin / p + tout / d
         edges.extend((q, f"s{i}") for q in parents)
-    workload = Workload.model_validate({"workflows": [{"id": "w", "arrival_s": 0.0, "stages": stages}]})
+    workload = Workload.model_validate(
+        {"workflows": [{"id": "w", "arrival_s": 0.0, "stages": stages}]}
+    )
     return cluster, catalog, workload, costs, edges
 
 
@@ -70,8 +101,12 @@ def test_heft_makespan_matches_saga(seed: int) -> None:
     logging.getLogger().setLevel(logging.ERROR)  # saga warns when it adds a super source/sink
     network = saga.Network.create(
         nodes=[(f"n{i}", s) for i, s in enumerate(SPEEDS)],
-        edges=[(f"n{a}", f"n{b}", 1.0) for a in range(len(SPEEDS)) for b in range(len(SPEEDS)) if a < b],
+        edges=[
+            (f"n{a}", f"n{b}", 1.0) for a in range(len(SPEEDS)) for b in range(len(SPEEDS)) if a < b
+        ],
     )
-    graph = saga.TaskGraph.create(tasks=list(costs.items()), dependencies=[(a, b, 0.0) for a, b in edges])
+    graph = saga.TaskGraph.create(
+        tasks=list(costs.items()), dependencies=[(a, b, 0.0) for a, b in edges]
+    )
     theirs = heft_module.HeftScheduler().schedule(network, graph).makespan
     assert ours.makespan_s == pytest.approx(theirs, rel=1e-6, abs=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -62,7 +63,7 @@ def check_schedule(result: RunResult, graph: WorkloadGraph) -> None:
             per_gpu[(p.node, g)].append((p.start_s, p.end_s))
     for key, spans in per_gpu.items():
         spans.sort()
-        for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False):
+        for (_, e1), (s2, _) in itertools.pairwise(spans):
             assert s2 >= e1 - 1e-9, f"GPU {key} runs two stages at once"
 
 

@@ -12,9 +12,20 @@ from tests.conftest import EXAMPLES
 
 def run_cli(out: Path, policy: str, seed: int) -> bytes:
     args = [
-        "simulate", "--cluster", str(EXAMPLES / "cluster.yaml"), "--models", str(EXAMPLES / "models.yaml"),
-        "--workload", str(EXAMPLES / "workload.json"), "--policy", policy, "--seed", str(seed),
-        "--json", str(out), "--no-timings",
+        "simulate",
+        "--cluster",
+        str(EXAMPLES / "cluster.yaml"),
+        "--models",
+        str(EXAMPLES / "models.yaml"),
+        "--workload",
+        str(EXAMPLES / "workload.json"),
+        "--policy",
+        policy,
+        "--seed",
+        str(seed),
+        "--json",
+        str(out),
+        "--no-timings",
     ]
     assert main(args) == 0
     return out.read_bytes()

@@ -65,8 +65,18 @@ def test_queue_order_and_startable() -> None:
 
 def test_lru_eviction_keeps_usable_memory() -> None:
     # usable 72 GiB on "big" GPUs: 30 + 30 fit, a third 30 evicts the least recent.
-    models = {f"m{i}": {"weights_gib": 30.0, "kv_bytes_per_token": 0, "prefill_tokens_per_s": 1000, "decode_tokens_per_s": 100} for i in range(3)}
-    state = build([stage("a", "m0"), stage("b", "m1"), stage("c", "m0"), stage("d", "m2")], **models)
+    models = {
+        f"m{i}": {
+            "weights_gib": 30.0,
+            "kv_bytes_per_token": 0,
+            "prefill_tokens_per_s": 1000,
+            "decode_tokens_per_s": 100,
+        }
+        for i in range(3)
+    }
+    state = build(
+        [stage("a", "m0"), stage("b", "m1"), stage("c", "m0"), stage("d", "m2")], **models
+    )
     run(state, 0, (0,), 0.0)
     run(state, 1, (0,), 1.0)
     run(state, 2, (0,), 2.0)  # touches m0: m1 is now least recent
@@ -78,7 +88,12 @@ def test_lru_eviction_keeps_usable_memory() -> None:
 
 def test_prefix_kv_lru_within_budget() -> None:
     # prefix budget = 80 GiB * 0.05 = 4 GiB; each prefix 2.5 GiB -> only one fits.
-    big_kv = {"weights_gib": 1.0, "kv_bytes_per_token": 2**20, "prefill_tokens_per_s": 1000, "decode_tokens_per_s": 100}
+    big_kv = {
+        "weights_gib": 1.0,
+        "kv_bytes_per_token": 2**20,
+        "prefill_tokens_per_s": 1000,
+        "decode_tokens_per_s": 100,
+    }
     state = build(
         [
             stage("a", "kvm", prefix={"id": "p1", "tokens": 2560}, input_tokens=3000),
