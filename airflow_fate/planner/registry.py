@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from airflow_fate.planner.baselines.autellix import Autellix
 from airflow_fate.planner.baselines.cpop import Cpop
 from airflow_fate.planner.baselines.greedy_eft import GreedyEft
@@ -14,6 +16,7 @@ from airflow_fate.planner.baselines.peft import Peft
 from airflow_fate.planner.baselines.prefix_affinity import PrefixAffinity
 from airflow_fate.planner.baselines.random_choice import RandomChoice
 from airflow_fate.planner.baselines.round_robin import RoundRobin
+from airflow_fate.planner.fate import ABLATIONS, Fate, FateConfig
 from airflow_fate.planner.policy import Policy, PolicyFactory
 
 BASELINES: dict[str, PolicyFactory] = {
@@ -31,33 +34,29 @@ BASELINES: dict[str, PolicyFactory] = {
     "autellix": Autellix,
 }
 
-_REGISTRY: dict[str, PolicyFactory] = dict(BASELINES)
+
+def _fate_factory(name: str, config: FateConfig) -> PolicyFactory:
+    def make(seed: int) -> Policy:
+        return Fate(name, replace(config, random_seed=seed))
+
+    return make
 
 
-def register(name: str, factory: PolicyFactory) -> None:
-    """Add a policy under ``name`` (FATE and its ablations register themselves here)."""
-    _REGISTRY[name] = factory
+FATE_POLICIES: dict[str, PolicyFactory] = {
+    name: _fate_factory(name, config) for name, config in ABLATIONS.items()
+}
+
+_REGISTRY: dict[str, PolicyFactory] = {**FATE_POLICIES, **BASELINES}
 
 
 def policy_names() -> list[str]:
-    _load_optional()
     return list(_REGISTRY)
 
 
 def make_policy(name: str, seed: int = 0) -> Policy:
     """A fresh policy for one run; raises KeyError naming the known policies."""
-    _load_optional()
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})") from None
     return factory(seed)
-
-
-def _load_optional() -> None:
-    """Import policy modules that register themselves (kept lazy: they import ortools)."""
-    try:
-        import airflow_fate.planner.fate  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "airflow_fate.planner.fate":
-            raise

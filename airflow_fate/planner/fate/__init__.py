@@ -1,0 +1,8 @@
+"""FATE: future-state-aware frontier planning with CP-SAT, and its ablations."""
+
+from __future__ import annotations
+
+from airflow_fate.planner.fate.config import ABLATIONS, FateConfig
+from airflow_fate.planner.fate.policy import Fate
+
+__all__ = ["ABLATIONS", "Fate", "FateConfig"]

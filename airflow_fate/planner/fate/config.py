@@ -1,0 +1,60 @@
+"""FATE's knobs, with the ablation switches the benchmark turns off one at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class FateConfig:
+    """Settings of one FATE planner.
+
+    Attributes:
+        horizon: look-ahead depth in DAG hops below each frontier stage.
+        hop_discount: weight of a term one hop further away (the next hop counts
+            ``hop_discount`` times as much), as later stages are less certain to profit.
+        alpha: weight of the credits (state left behind that later stages will use).
+        beta: weight of the debits (state destroyed that later stages need).
+        top_k: candidates kept per stage: top-k by score plus top-k by finish time.
+        max_shards: global bound on a stage's shard degree (None: the stage's own max).
+        time_limit_s: CP-SAT wall-clock limit per decision; the greedy answer is used
+            when it expires without a feasible solution.
+        num_workers: CP-SAT search workers (1 keeps runs reproducible).
+        random_seed: CP-SAT seed.
+        use_solver: False assigns greedily by criticality with the same scores.
+        residency, locality, prefix, eviction, reachability: switch each future term.
+        shards: False restricts every stage to its smallest fitting degree.
+    """
+
+    horizon: int = 2
+    hop_discount: float = 0.5
+    alpha: float = 1.0
+    beta: float = 1.0
+    top_k: int = 3
+    max_shards: int | None = None
+    time_limit_s: float = 0.05
+    num_workers: int = 1
+    random_seed: int = 0
+    use_solver: bool = True
+    residency: bool = True
+    locality: bool = True
+    prefix: bool = True
+    eviction: bool = True
+    reachability: bool = True
+    shards: bool = True
+
+    def without(self, **switches: bool) -> FateConfig:
+        return replace(self, **switches)
+
+
+ABLATIONS: dict[str, FateConfig] = {
+    "fate": FateConfig(),
+    "fate-no-horizon": FateConfig(horizon=0),
+    "fate-no-residency": FateConfig(residency=False),
+    "fate-no-locality": FateConfig(locality=False),
+    "fate-no-prefix": FateConfig(prefix=False),
+    "fate-no-reachability": FateConfig(reachability=False),
+    "fate-no-shards": FateConfig(shards=False),
+    "fate-no-eviction": FateConfig(eviction=False),
+    "fate-greedy": FateConfig(use_solver=False),
+}

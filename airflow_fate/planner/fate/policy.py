@@ -1,0 +1,136 @@
+"""`Fate`: future-state-aware frontier planning (arXiv 2605.07238), one decision at a time.
+
+Per epoch:
+
+1. Look-ahead: descendants of the frontier within ``horizon`` hops, indexed by model,
+   prefix and shard need (`lookahead`).
+2. Candidates per frontier stage: single GPUs (one per class the cost model can tell
+   apart, plus the one whose loading evicts least) and shard groups of k GPUs inside a
+   node, bounded by the stage's and the global shard limits (`candidates.groups_for`).
+   GPUs that already have a stage queued are skipped, so at most one stage waits on a
+   busy GPU; busy GPUs with an empty queue count, with their wait in the finish time.
+3. Score = finish + future terms (`scoring`); keep the top-k by score and by finish.
+4. Joint assignment (`solver`): at most one candidate per stage, no GPU twice, weights
+   from criticality (upward rank), deferral priced at the stage's best score plus its
+   best run (it will wait about one stage's length).
+5. Each placement carries its decision record: breakdown, future terms, runner-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from airflow_fate.cost.estimator import CostModel
+from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
+from airflow_fate.planner.candidates import groups_for
+from airflow_fate.planner.fate.config import FateConfig
+from airflow_fate.planner.fate.lookahead import build_lookahead
+from airflow_fate.planner.fate.scoring import TERMS, Scored, Scorer
+from airflow_fate.planner.fate.solver import Choice, Problem, build_model, greedy_assign, solve
+from airflow_fate.planner.ranks import upward_ranks
+from airflow_fate.state.cluster_state import Snapshot
+
+
+MIN_DEFER_S = 1e-3
+"""Deferring always costs at least a millisecond, so ties go to placing now."""
+
+
+class Fate:
+    """The FATE policy (and, with switches off, its ablations)."""
+
+    def __init__(self, name: str = "fate", config: FateConfig | None = None, seed: int = 0) -> None:
+        self.name = name
+        self.config = config or FateConfig()
+        self._ranks: dict[int, float] = {}
+        self._ranked: set[int] = set()
+
+    def _rank(self, snap: Snapshot, cost: CostModel, uid: int) -> float:
+        wf = snap.graph.stages[uid].workflow
+        if wf not in self._ranked:
+            self._ranked.add(wf)
+            self._ranks.update(upward_ranks(snap.graph, wf, snap.cluster, cost))
+        return self._ranks[uid]
+
+    def candidates(self, snap: Snapshot, cost: CostModel, uid: int) -> list[tuple[int, ...]]:
+        stage = snap.graph.stages[uid]
+        bound = self.config.max_shards
+        if not self.config.shards:
+            bound = stage.min_shards
+        groups = groups_for(stage, snap, cost, bound)
+        if not self.config.shards:
+            smallest = {
+                n: ks[0] for n in range(len(snap.cluster.nodes)) if (ks := cost.degrees(stage, n))
+            }
+            groups = [g for g in groups if len(g) == smallest.get(snap.cluster.gpus[g[0]].node)]
+        return groups
+
+    def plan(self, snap: Snapshot, cost: CostModel) -> Plan:
+        cfg = self.config
+        look = build_lookahead(snap, cost, cfg.horizon, cfg.hop_discount)
+        scorer = Scorer(snap, cost, look, cfg)
+        stages = snap.graph.stages
+        scored: dict[int, list[Scored]] = {}
+        for uid in snap.frontier:
+            options = [
+                sc
+                for g in self.candidates(snap, cost, uid)
+                if (sc := scorer.score(stages[uid], g)) is not None
+            ]
+            if options:
+                by_score = sorted(options, key=lambda o: (o.score, o.gpus))[: cfg.top_k]
+                by_finish = sorted(options, key=lambda o: (o.finish, o.gpus))[: cfg.top_k]
+                scored[uid] = list(dict.fromkeys([*by_score, *by_finish]))
+        if not scored:
+            return Plan()
+        ranks = {u: self._rank(snap, cost, u) for u in scored}
+        top = max(ranks.values()) or 1.0
+        problem = Problem(
+            stages=tuple(sorted(scored)),
+            weights={u: 0.5 + ranks[u] / top for u in scored},
+            choices={u: tuple(Choice(o.gpus, o.score) for o in scored[u]) for u in scored},
+            defer={u: _defer_cost(scored[u]) for u in scored},
+        )
+        if cfg.use_solver:
+            solution = solve(
+                problem,
+                build_model(problem),
+                time_limit_s=cfg.time_limit_s,
+                num_workers=cfg.num_workers,
+                random_seed=cfg.random_seed,
+            )
+            picks, fallback = solution.picks, solution.fallback
+        else:
+            picks, fallback = greedy_assign(problem), False
+        if all(i is None for i in picks.values()) and not _work_in_flight(snap):
+            # Deferring now would wait for an event that never comes: place greedily.
+            picks = greedy_assign(replace(problem, defer=dict.fromkeys(problem.stages, math.inf)))
+        out: list[Assignment] = []
+        for uid in problem.stages:
+            i = picks[uid]
+            if i is None:
+                continue
+            out.append(Assignment(uid, scored[uid][i].gpus, _record(scored[uid], i)))
+        return Plan(assignments=tuple(out), fallback=fallback)
+
+
+def _defer_cost(options: list[Scored]) -> float:
+    best = min(options, key=lambda o: o.score)
+    return best.score + max(best.cost.run, MIN_DEFER_S)
+
+
+def _work_in_flight(snap: Snapshot) -> bool:
+    return any(st.running is not None or st.pending for st in snap.gpus)
+
+
+def _record(options: list[Scored], i: int) -> DecisionRecord:
+    chosen = options[i]
+    others = sorted((o for j, o in enumerate(options) if j != i), key=lambda o: o.score)
+    runner = others[0] if others else None
+    return DecisionRecord(
+        cost=chosen.cost,
+        score=chosen.score,
+        future_terms=tuple(zip(TERMS, chosen.terms, strict=True)),
+        runner_up=runner.gpus if runner else None,
+        runner_up_score=runner.score if runner else None,
+    )
