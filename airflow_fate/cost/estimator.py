@@ -65,6 +65,7 @@ class CostModel:
         catalog: the model catalog.
         correction: optional multiplicative runtime factors per ``(model, gpu_type)``
             learned from observed runs (>1 means slower than the profile).
+        load_correction: the same for model load times (`cold_load_time`).
     """
 
     def __init__(
@@ -72,10 +73,12 @@ class CostModel:
         cluster: Cluster,
         catalog: ModelCatalog,
         correction: Mapping[tuple[str, str], float] | None = None,
+        load_correction: Mapping[tuple[str, str], float] | None = None,
     ) -> None:
         self.cluster = cluster
         self.catalog = catalog
         self.correction = dict(correction or {})
+        self.load_correction = dict(load_correction or {})
         self._node_of = tuple(ref.node for ref in cluster.gpus)
         self._rates: dict[tuple[str, str, int], Rates] = {}
         ic = cluster.interconnect
@@ -151,20 +154,23 @@ class CostModel:
 
     def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to make stage's model resident on ``gpus`` (0 when already warm)."""
-        if all(_will_hold(snap.gpus[g], stage.model, gpus, stage.uid) for g in gpus):
-            return 0.0
-        return self.cold_load_time(stage.model, gpus, snap)
+        states = snap.gpus
+        for g in gpus:
+            if not _will_hold(states[g], stage.model, gpus, stage.uid):
+                return self.cold_load_time(stage.model, gpus, snap)
+        return 0.0
 
     def cold_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to load ``model_name`` onto ``gpus`` from the best tier of their node."""
         weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
         node = self._node_of[gpus[0]]
         ns = snap.nodes[node]
+        factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
         if ns.cached(model_name):
-            return weights_gb / len(gpus) / self._host_gbps
+            return factor * weights_gb / len(gpus) / self._host_gbps
         if model_name in ns.disk:
-            return weights_gb / self._disk_gbps
-        return weights_gb / self._remote_gbps[node]
+            return factor * weights_gb / self._disk_gbps
+        return factor * weights_gb / self._remote_gbps[node]
 
     def transfer_time(self, nbytes: float, src: tuple[int, ...], dst: tuple[int, ...]) -> float:
         """Seconds to move ``nbytes`` from where ``src`` ran to GPU set ``dst``."""
@@ -204,9 +210,11 @@ class CostModel:
         if stage.prefix_id is None:
             return 0
         key = (stage.model, stage.prefix_id)
-        if all(_has_prefix(snap.gpus[g], key, stage.uid) for g in gpus):
-            return stage.prefix_tokens
-        return 0
+        states = snap.gpus
+        for g in gpus:
+            if not _has_prefix(states[g], key, stage.uid):
+                return 0
+        return stage.prefix_tokens
 
     def finish_floor(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """A cheap lower bound of ``estimate(...).total``: wait plus warm compute."""
@@ -245,8 +253,9 @@ class CostModel:
 
 def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int) -> bool:
     """Resident now, or loaded by a stage queued on this GPU ahead of stage ``uid``."""
-    if st.holds(model, group):
-        return True
+    for m, g, _ in st.resident:
+        if m == model and g == group:
+            return True
     for p in st.pending:
         if p.stage == uid:
             break
@@ -256,8 +265,9 @@ def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int) -> bo
 
 
 def _has_prefix(st: GpuState, key: tuple[str, str], uid: int) -> bool:
-    if any(k == key for k, _ in st.prefix_kv):
-        return True
+    for k, _ in st.prefix_kv:
+        if k == key:
+            return True
     for p in st.pending:
         if p.stage == uid:
             break

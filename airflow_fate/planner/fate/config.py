@@ -15,6 +15,8 @@ class FateConfig:
             ``hop_discount`` times as much), as later stages are less certain to profit.
         alpha: weight of the credits (state left behind that later stages will use).
         beta: weight of the debits (state destroyed that later stages need).
+        prefilter: candidates scored in full per stage: the earliest-finishing ones (by
+            the plain estimate) plus the earliest on every other node.
         top_k: candidates kept per stage: top-k by score plus top-k by finish time.
         max_shards: global bound on a stage's shard degree (None: the stage's own max).
         time_limit_s: CP-SAT wall-clock limit per decision; the greedy answer is used
@@ -22,6 +24,11 @@ class FateConfig:
         num_workers: CP-SAT search workers (1 keeps runs reproducible).
         random_seed: CP-SAT seed.
         use_solver: False assigns greedily by criticality with the same scores.
+        projection_window_s: how far ahead the residency term projects each model's
+            demand from its observed arrival rate (0 switches the projection off).
+        projection_discount: weight of a projected (not yet arrived) stage.
+        rate_floor_s: the rate is counted over at least this many seconds, so the first
+            arrivals do not extrapolate to a flood.
         residency, locality, prefix, eviction, reachability: switch each future term.
         shards: False restricts every stage to its smallest fitting degree.
     """
@@ -30,12 +37,16 @@ class FateConfig:
     hop_discount: float = 0.5
     alpha: float = 1.0
     beta: float = 1.0
+    prefilter: int = 6
     top_k: int = 3
     max_shards: int | None = None
     time_limit_s: float = 0.05
     num_workers: int = 1
     random_seed: int = 0
     use_solver: bool = True
+    projection_window_s: float = 60.0
+    projection_discount: float = 0.5
+    rate_floor_s: float = 30.0
     residency: bool = True
     locality: bool = True
     prefix: bool = True

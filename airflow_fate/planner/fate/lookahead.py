@@ -24,6 +24,8 @@ class Lookahead:
     by_model: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     by_prefix: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=dict)
     large: list[tuple[int, float, int]] = field(default_factory=list)
+    projected: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    """Per model: observed stage arrival rate (/s), mean warm run (s), an example stage."""
 
 
 def build_lookahead(

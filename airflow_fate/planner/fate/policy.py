@@ -22,15 +22,15 @@ import math
 from dataclasses import replace
 
 from airflow_fate.cost.estimator import CostModel
-from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
+from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan, StageCost
 from airflow_fate.planner.candidates import groups_for
 from airflow_fate.planner.fate.config import FateConfig
+from airflow_fate.planner.fate.demand import DemandRates
 from airflow_fate.planner.fate.lookahead import build_lookahead
 from airflow_fate.planner.fate.scoring import TERMS, Scored, Scorer
 from airflow_fate.planner.fate.solver import Choice, Problem, build_model, greedy_assign, solve
 from airflow_fate.planner.ranks import upward_ranks
 from airflow_fate.state.cluster_state import Snapshot
-
 
 MIN_DEFER_S = 1e-3
 """Deferring always costs at least a millisecond, so ties go to placing now."""
@@ -44,6 +44,7 @@ class Fate:
         self.config = config or FateConfig()
         self._ranks: dict[int, float] = {}
         self._ranked: set[int] = set()
+        self._demand = DemandRates()
 
     def _rank(self, snap: Snapshot, cost: CostModel, uid: int) -> float:
         wf = snap.graph.stages[uid].workflow
@@ -68,14 +69,20 @@ class Fate:
     def plan(self, snap: Snapshot, cost: CostModel) -> Plan:
         cfg = self.config
         look = build_lookahead(snap, cost, cfg.horizon, cfg.hop_discount)
+        if cfg.residency and cfg.horizon > 0:
+            look.projected = self._demand.update(snap, cost, cfg.rate_floor_s)
         scorer = Scorer(snap, cost, look, cfg)
         stages = snap.graph.stages
         scored: dict[int, list[Scored]] = {}
         for uid in snap.frontier:
-            options = [
-                sc
+            stage = stages[uid]
+            quick = [
+                (est.total, g, est)
                 for g in self.candidates(snap, cost, uid)
-                if (sc := scorer.score(stages[uid], g)) is not None
+                if (est := cost.estimate(stage, g, snap)) is not None
+            ]
+            options = [
+                scorer.score(stage, g, est) for g, est in _prefilter(quick, snap, cfg.prefilter)
             ]
             if options:
                 by_score = sorted(options, key=lambda o: (o.score, o.gpus))[: cfg.top_k]
@@ -112,6 +119,25 @@ class Fate:
                 continue
             out.append(Assignment(uid, scored[uid][i].gpus, _record(scored[uid], i)))
         return Plan(assignments=tuple(out), fallback=fallback)
+
+
+def _prefilter(
+    quick: list[tuple[float, tuple[int, ...], StageCost]], snap: Snapshot, keep: int
+) -> list[tuple[tuple[int, ...], StageCost]]:
+    """The ``keep`` earliest-finishing groups, plus the earliest on every other node.
+
+    Future terms are dearer than an estimate; they are computed only for groups that could
+    win: the fastest few, and one per node so that a copy on a new node stays in reach.
+    """
+    quick.sort(key=lambda q: (q[0], q[1]))
+    chosen = [(g, est) for _, g, est in quick[:keep]]
+    nodes = {snap.cluster.gpus[g[0]].node for g, _ in chosen}
+    for _, g, est in quick[keep:]:
+        node = snap.cluster.gpus[g[0]].node
+        if node not in nodes:
+            nodes.add(node)
+            chosen.append((g, est))
+    return chosen
 
 
 def _defer_cost(options: list[Scored]) -> float:

@@ -4,19 +4,18 @@ For stage s on GPU group G (k GPUs of node n) at time t, with look-ahead ``L`` (
 `lookahead`), every term in seconds:
 
 - **finish**: the state-conditional estimate (wait + load + input + prefill + decode).
-- **residency credit**: for each stage c in L(s) with c.model == s.model that can run on
-  G (``k`` is an allowed degree for c on n): the load c would otherwise pay, i.e. 0 if
-  some other group that c could use already holds the model, else the cheapest cold load
-  of c's model on any node. Choosing a GPU that already holds the model keeps a copy
-  where the children can follow; a cold copy elsewhere adds none that was missing.
+- **residency credit**: the waits and cold loads that the look-ahead stages needing
+  s.model pay given the model's copies, before minus after this placement (`supply`):
+  a cold group adds a copy (free when s ends) and relieves a congested model; the only
+  warm copy kept busy longer delays the stages queued behind it (a negative credit).
 - **locality credit**: for each child c that fits n: the cross-node transfer of s's
   output that c avoids by following s onto n.
 - **prefix credit**: for each stage t in L(s) or the frontier sharing (model, prefix id)
   that can run on G: its prefix prefill seconds on n, unless the prefix KV is already
   warm on a GPU outside G.
-- **eviction debit**: models that loading s.model onto G evicts (LRU until it fits) and
-  that look-ahead stages need: their reload time from the node's host cache (or the
-  remote store if it no longer holds them), divided by 1 + the other copies left.
+- **eviction debit**: for each model that loading s.model onto G evicts (LRU until it
+  fits), the extra waits and cold loads its look-ahead demand pays once that copy is gone
+  (`supply`).
 - **reachability debit**: for each look-ahead stage u that needs a shard group of
   ``k_u >= 2`` GPUs: if G breaks an idle aligned block of ``k_u`` GPUs on a node that
   fits u and the idle blocks left are fewer than such stages, u is delayed by about
@@ -39,6 +38,7 @@ from airflow_fate.domain.plan import StageCost
 from airflow_fate.planner.candidates import aligned_blocks
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.lookahead import Lookahead
+from airflow_fate.planner.fate.supply import MAX_DEMAND, Copy, Need, demand_cost
 from airflow_fate.state.cluster_state import Snapshot
 
 TERMS = ("residency", "locality", "prefix", "eviction", "reachability")
@@ -69,6 +69,11 @@ class Scorer:
         self.future = cfg.horizon > 0
         self._node_of = tuple(ref.node for ref in snap.cluster.gpus)
         self._best_cold: dict[str, float] = {}
+        self._need_cache: dict[tuple[str, int | None], list[Need]] = {}
+        self._warm_cache: dict[tuple[str, int, int, int], float] = {}
+        self._copy_cache: dict[str, list[Copy]] = {}
+        self._base_cache: dict[tuple[str, int | None], float] = {}
+        self._loss_cache: dict[tuple[str, tuple[int, ...]], float] = {}
         self._idle_blocks: dict[int, list[tuple[int, ...]]] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -76,38 +81,99 @@ class Scorer:
     def _can_use(self, stage: StageInfo, node: int, k: int) -> bool:
         return k in self.cost.degrees(stage, node, self.cfg.max_shards)
 
-    def best_cold_load(self, stage: StageInfo) -> float:
-        """Cheapest cold load of the stage's model over the nodes it fits."""
+    def cold_option(self, stage: StageInfo) -> float:
+        """Seconds until the stage could run without a copy: GPUs free plus a cold load.
+
+        The minimum over nodes that fit it of (when its smallest group frees there) + (load
+        from that node's best tier). A copy is only worth waiting for if it beats this.
+        """
         hit = self._best_cold.get(stage.model)
         if hit is None:
             hit = float("inf")
-            for n, node_gpus in enumerate(self.snap.cluster.node_gpus):
+            now = self.snap.now
+            for n in range(len(self.snap.cluster.nodes)):
                 ks = self.cost.degrees(stage, n, self.cfg.max_shards)
                 if ks:
-                    t = self.cost.cold_load_time(stage.model, node_gpus[: ks[0]], self.snap)
-                    hit = min(hit, t)
+                    group = tuple(sorted(self.snap.wait_order[n][: ks[0]]))
+                    wait = self.snap.free_at(group) - now
+                    hit = min(hit, wait + self.cost.cold_load_time(stage.model, group, self.snap))
             self._best_cold[stage.model] = hit
         return hit
 
-    def _held_elsewhere(self, stage: StageInfo, exclude: tuple[int, ...]) -> bool:
-        for group in self.snap.model_groups.get(stage.model, ()):
-            if group != exclude and self._can_use(stage, self._node_of[group[0]], len(group)):
-                return True
-        return False
-
     # -- terms -----------------------------------------------------------------------
 
-    def residency(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
-        node, k = self._node_of[gpus[0]], len(gpus)
-        total = 0.0
-        stages = self.snap.graph.stages
-        for c, disc in self.look.below.get(s.uid, ()):
-            child = stages[c]
-            if child.model != s.model or not self._can_use(child, node, k):
-                continue
-            if not self._held_elsewhere(child, gpus):
-                total += disc * self.best_cold_load(child)
-        return total
+    def _needs(self, model: str, exclude: int | None) -> list[Need]:
+        """Demand for ``model``: look-ahead stages now, then projected arrivals."""
+        key = (model, exclude)
+        hit = self._need_cache.get(key)
+        if hit is None:
+            stages = self.snap.graph.stages
+            now = self.snap.now
+            hit = [
+                Need(now, disc, self.fastest_warm(stages[uid]), self.cold_option(stages[uid]))
+                for disc, uid in sorted(
+                    ((d, u) for u, d in self.look.by_model.get(model, ()) if u != exclude),
+                    key=lambda du: (-du[0], du[1]),
+                )
+            ]
+            hit.extend(self._projected(model))
+            hit.sort(key=lambda n: (n.ready_at, -n.discount))
+            self._need_cache[key] = hit
+        return hit
+
+    def _projected(self, model: str) -> list[Need]:
+        rate_run = self.look.projected.get(model)
+        cfg = self.cfg
+        if rate_run is None or cfg.projection_window_s <= 0:
+            return []
+        rate, run, example = rate_run
+        count = min(MAX_DEMAND, round(rate * cfg.projection_window_s))
+        if count <= 0:
+            return []
+        step = cfg.projection_window_s / count
+        cold = self.cold_option(self.snap.graph.stages[example])
+        now = self.snap.now
+        return [
+            Need(now + (i + 0.5) * step, cfg.projection_discount, run, cold) for i in range(count)
+        ]
+
+    def fastest_warm(self, stage: StageInfo) -> float:
+        key = (stage.model, stage.input_tokens, stage.output_tokens, stage.prefix_tokens)
+        hit = self._warm_cache.get(key)
+        if hit is None:
+            hit = min(
+                (
+                    self.cost.warm_time(stage, n, ks[0])
+                    for n in range(len(self.snap.cluster.nodes))
+                    if (ks := self.cost.degrees(stage, n, self.cfg.max_shards))
+                ),
+                default=0.0,
+            )
+            self._warm_cache[key] = hit
+        return hit
+
+    def _copies(self, model: str) -> list[Copy]:
+        hit = self._copy_cache.get(model)
+        if hit is None:
+            hit = [
+                Copy(group, self._node_of[group[0]], self.snap.free_at(group))
+                for group in sorted(self.snap.model_groups.get(model, ()))
+            ]
+            self._copy_cache[model] = hit
+        return hit
+
+    def residency(self, s: StageInfo, gpus: tuple[int, ...], finish: float) -> float:
+        """Wait and cold loads saved (or imposed) on the model's look-ahead demand."""
+        needs = self._needs(s.model, s.uid)
+        if not needs:
+            return 0.0
+        now = self.snap.now
+        copies = self._copies(s.model)
+        before = self._base_cost(s.model, s.uid)
+        taken = set(gpus)
+        after = [c for c in copies if c.gpus != gpus and not taken.intersection(c.gpus)]
+        after.append(Copy(gpus, self._node_of[gpus[0]], now + finish))
+        return before - demand_cost(needs, after, now)
 
     def locality(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
         if s.output_bytes <= 0:
@@ -139,11 +205,12 @@ class Scorer:
         return total
 
     def eviction(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
+        """Extra waits and cold loads that the models this load evicts impose on demand."""
         model = self.snap.catalog.models[s.model]
         k = len(gpus)
         need = (model.weights_gib + model.kv_bytes_per_token * s.tokens / GIB) / k
         usable = self.snap.cluster.gpu_type_of_node(self._node_of[gpus[0]]).usable_gib
-        total = 0.0
+        lost: set[tuple[str, tuple[int, ...]]] = set()
         for g in gpus:
             resident = [r for r in self.snap.gpus[g].resident if r[0] != s.model]
             used = sum(r[2] for r in resident)
@@ -151,13 +218,28 @@ class Scorer:
                 if used + need <= usable:
                     break
                 used -= gib
-                demand = self.look.by_model.get(m)
-                if not demand:
-                    continue
-                copies = sum(1 for grp in self.snap.model_groups.get(m, ()) if grp != group)
-                reload = self.cost.cold_load_time(m, group, self.snap)
-                total += reload * sum(d for _, d in demand) / (1 + copies)
+                lost.add((m, group))
+        total = 0.0
+        now = self.snap.now
+        for m, group in sorted(lost):
+            key = (m, group)
+            extra = self._loss_cache.get(key)
+            if extra is None:
+                needs = self._needs(m, None)
+                left = [c for c in self._copies(m) if c.gpus != group]
+                extra = demand_cost(needs, left, now) - self._base_cost(m, None) if needs else 0.0
+                self._loss_cache[key] = extra
+            total += extra
         return total
+
+    def _base_cost(self, model: str, exclude: int | None) -> float:
+        """`demand_cost` of the model's demand on its current copies (memoised)."""
+        key = (model, exclude)
+        hit = self._base_cache.get(key)
+        if hit is None:
+            hit = demand_cost(self._needs(model, exclude), self._copies(model), self.snap.now)
+            self._base_cache[key] = hit
+        return hit
 
     def reachability(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
         if not self.look.large or s.uid in {u for u, _, _ in self.look.large}:
@@ -195,15 +277,13 @@ class Scorer:
 
     # -- score -----------------------------------------------------------------------
 
-    def score(self, s: StageInfo, gpus: tuple[int, ...]) -> Scored | None:
-        est = self.cost.estimate(s, gpus, self.snap)
-        if est is None:
-            return None
+    def score(self, s: StageInfo, gpus: tuple[int, ...], est: StageCost) -> Scored:
+        """Score ``gpus`` for ``s`` given its estimate there (`CostModel.estimate`)."""
         cfg = self.cfg
         if not self.future:
             return Scored(gpus, est, (0.0, 0.0, 0.0, 0.0, 0.0), est.total)
         terms = (
-            self.residency(s, gpus) if cfg.residency else 0.0,
+            self.residency(s, gpus, est.total) if cfg.residency else 0.0,
             self.locality(s, gpus) if cfg.locality else 0.0,
             self.prefix(s, gpus) if cfg.prefix else 0.0,
             self.eviction(s, gpus) if cfg.eviction else 0.0,
