@@ -1,0 +1,149 @@
+"""Settings of the Kubernetes launcher and of the stage pods it builds.
+
+Settings are passed in (never read from global config deep inside classes): the executor
+builds a `LauncherSettings` from Airflow's config or from a ``launcher.yaml`` (as mounted
+from the ``airflow-fate-launcher`` ConfigMap in ``k8s/``) with `load_settings`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from airflow_fate.domain.loaders import format_loc
+from airflow_fate.errors import InputError
+
+
+class GpuMode(StrEnum):
+    """How a pod is given exactly the GPUs the planner chose.
+
+    ``dra``: a ResourceClaim (``resource.k8s.io/v1``) selecting the GPUs by UUID; the
+    scheduler and kubelet enforce it. ``env-pin``: ``NVIDIA_VISIBLE_DEVICES`` set to the
+    UUIDs under the ``nvidia`` runtime class; only safe on nodes this launcher owns, since
+    nothing stops another pod from naming the same GPUs. ``device-plugin``: ask for
+    ``nvidia.com/gpu: k`` and let the device plugin choose; the stage reports which GPUs
+    it got and the launcher emits a ``PLACED`` event with the real placement.
+    """
+
+    DRA = "dra"
+    ENV_PIN = "env-pin"
+    DEVICE_PLUGIN = "device-plugin"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PodSettings(_Frozen):
+    """How stage pods look. Defaults match the manifests in ``k8s/``."""
+
+    namespace: str = Field(default="airflow-fate", min_length=1)
+    image: str = Field(default="apache/airflow:3.3.2-python3.11", min_length=1)
+    service_account: str = "airflow-fate-stage"
+    gpu_mode: GpuMode = GpuMode.DRA
+    dra_device_class: str = "gpu.nvidia.com"
+    dra_attribute_domain: str = Field(
+        default="gpu.nvidia.com", description="CEL attribute domain of the DRA driver"
+    )
+    shard_match_attribute: str | None = Field(
+        default="resource.kubernetes.io/pcieRoot",
+        description="matchAttribute constraint for shard groups (k > 1); null disables it",
+    )
+    runtime_class: str | None = Field(
+        default="nvidia", description="env-pin mode: runtimeClassName; null leaves it unset"
+    )
+    model_cache_host_path: str | None = Field(
+        default="/var/lib/airflow-fate/models",
+        description="node-local model cache (hostPath); null mounts none",
+    )
+    model_cache_mount_path: str = "/models"
+    outputs_claim: str | None = "airflow-fate-outputs"
+    outputs_mount_path: str = "/outputs"
+    shm_size: str = "8Gi"
+    report_placement: bool = Field(
+        default=True,
+        description="device-plugin mode: wrap the command so the stage logs its GPU UUIDs",
+    )
+    pod_template_file: Path | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class RetrySettings(_Frozen):
+    """Backoff for Kubernetes API calls refused with 429 or 5xx (or dropped connections).
+
+    The delay before retry ``n`` (0-based) is ``min(max_delay_s, base_delay_s * 2**n)``,
+    or the server's ``Retry-After`` when it sends one (capped at ``max_retry_after_s``).
+    """
+
+    base_delay_s: float = Field(default=0.5, gt=0)
+    max_delay_s: float = Field(default=30.0, gt=0)
+    max_retry_after_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, description="for calls other than pod creation")
+    launch_max_attempts: int = Field(
+        default=12, ge=1, description="creation attempts before the task is failed"
+    )
+
+
+DEFAULT_FATAL_WAITING_REASONS = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+)
+
+
+class LauncherSettings(_Frozen):
+    """Behaviour of `KubernetesLauncher`.
+
+    Attributes:
+        executor_id: identity of this executor; stored in the ``airflow-fate/executor``
+            label of its pods. Adoption after a restart rewrites it.
+        on_finish: ``delete`` removes finished pods; ``label`` keeps them (for logs and
+            debugging) and marks them ``airflow-fate/done=true``.
+        watch_timeout_s: server-side ``timeoutSeconds`` of each watch request; the watch
+            resumes from the last resourceVersion after it.
+        request_timeout_s: client-side timeout of every API call.
+        unschedulable_timeout_s: fail a pod that stayed unschedulable this long (the pod
+            is pinned to one node, so waiting forever would hide a planner/inventory
+            mismatch); ``None`` waits forever.
+    """
+
+    executor_id: str = Field(default="airflow-fate", min_length=1)
+    on_finish: Literal["delete", "label"] = "delete"
+    watch_timeout_s: int = Field(default=60, ge=1)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    unschedulable_timeout_s: float | None = Field(default=600.0, gt=0)
+    fatal_waiting_reasons: tuple[str, ...] = DEFAULT_FATAL_WAITING_REASONS
+    placement_log_bytes: int = Field(
+        default=65536, ge=1024, description="how much of a stage log to scan for its GPUs"
+    )
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    pod: PodSettings = Field(default_factory=PodSettings)
+
+
+def load_settings(path: str | Path) -> LauncherSettings:
+    """Load a ``launcher.yaml``; every problem becomes one `InputError` naming the spot."""
+    p = Path(path)
+    source = str(p)
+    try:
+        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(source, "", "file not found") from None
+    except OSError as exc:
+        raise InputError(source, "", f"cannot read file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(source, "", f"malformed YAML: {exc}") from None
+    if data is None:
+        data = {}
+    try:
+        return LauncherSettings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(source, format_loc(first["loc"]), first["msg"]) from None
