@@ -46,7 +46,9 @@ def distinct_singles(stage: StageInfo, snap: Snapshot, node: int) -> list[tuple[
     does it hold a parent's output. GPUs sharing those facts differ only in wait, so the
     earliest-free one (lowest index on ties) dominates the rest of its class for every
     earliest-finish criterion; keeping one per class makes planning cost independent of
-    node size.
+    node size. A fourth fact keeps packing possible: whether the GPU's aligned partner
+    (the other GPU of its pair) is busy, so a stage can take a GPU that leaves idle pairs
+    intact for sharded stages.
     """
     parents = {g for p in stage.parents for g in snap.placement.get(p, ())}
     warm = snap.model_groups.get(stage.model, frozenset())
@@ -55,14 +57,18 @@ def distinct_singles(stage: StageInfo, snap: Snapshot, node: int) -> list[tuple[
         if stage.prefix_id
         else frozenset()
     )
-    seen: set[tuple[bool, bool, bool]] = set()
+    seen: set[tuple[bool, bool, bool, bool]] = set()
     out: list[int] = []
+    node_gpus = snap.cluster.node_gpus[node]
+    first = node_gpus[0]
+    now = snap.now
     for g in snap.wait_order[node]:
-        cls = ((g,) in warm, g in prefixed, g in parents)
+        partner = node_gpus[((g - first) ^ 1)] if (g - first) ^ 1 < len(node_gpus) else g
+        cls = ((g,) in warm, g in prefixed, g in parents, snap.gpus[partner].busy_until > now)
         if cls not in seen:
             seen.add(cls)
             out.append(g)
-            if len(seen) == 8:
+            if len(seen) == 16:
                 break
     return [(g,) for g in sorted(out)]
 

@@ -289,6 +289,27 @@ class ClusterState:
 
     # -- changing --------------------------------------------------------------------
 
+    def preload(self, model: str, gpus: tuple[int, ...]) -> None:
+        """Mark ``model`` resident on ``gpus`` (one shard group) as of now.
+
+        For restoring residency recorded by a previous scheduler run (or a warm pool) before
+        any stage runs; the node's host cache and disk get the model too, as a real load
+        would have left them.
+        """
+        model_spec = self.catalog.models[model]
+        shard_gib = model_spec.weights_gib / len(gpus)
+        for g in gpus:
+            usable = self.cluster.gpu_type_of_node(self._node_of[g]).usable_gib
+            resident, _, _ = _load(self._gpus[g].resident, model, gpus, shard_gib, 0.0, usable)
+            self._gpus[g] = replace(self._gpus[g], resident=resident)
+        node = self._node_of[gpus[0]]
+        self._nodes[node] = _cache_on_node(
+            self._nodes[node],
+            model,
+            model_spec.weights_gib,
+            self.cluster.nodes[node].host_cache_gib,
+        )
+
     def apply(self, event: Event) -> StartEffects | None:
         """Advance the clock to the event's time and apply it.
 

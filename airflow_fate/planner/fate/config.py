@@ -15,6 +15,9 @@ class FateConfig:
             ``hop_discount`` times as much), as later stages are less certain to profit.
         alpha: weight of the credits (state left behind that later stages will use).
         beta: weight of the debits (state destroyed that later stages need).
+        age_weight: weight of a workflow's age in a stage's criticality (tail latency).
+        max_queue: skip GPUs with more than this many stages already queued (None: no
+            limit); late binding keeps decisions open until GPUs are nearly free.
         prefilter: candidates scored in full per stage: the earliest-finishing ones (by
             the plain estimate) plus the earliest on every other node.
         top_k: candidates kept per stage: top-k by score plus top-k by finish time.
@@ -37,6 +40,8 @@ class FateConfig:
     hop_discount: float = 0.5
     alpha: float = 1.0
     beta: float = 1.0
+    age_weight: float = 0.0
+    max_queue: int | None = None
     prefilter: int = 6
     top_k: int = 3
     max_shards: int | None = None

@@ -53,20 +53,41 @@ class Fate:
             self._ranks.update(upward_ranks(snap.graph, wf, snap.cluster, cost))
         return self._ranks[uid]
 
+    def _weights(self, snap: Snapshot, ranks: dict[int, float]) -> dict[int, float]:
+        """Criticality: upward rank (relative to the frontier's largest) plus age.
+
+        The rank keeps long remaining paths moving (makespan); the age term, the
+        workflow's time since arrival relative to the oldest in the frontier, keeps the
+        tail of workflow latency from starving behind newer critical work (P95).
+        """
+        top = max(ranks.values()) or 1.0
+        stages = snap.graph.stages
+        age = {u: snap.now - snap.arrived.get(stages[u].workflow, snap.now) for u in ranks}
+        oldest = max(age.values()) or 1.0
+        w_age = self.config.age_weight
+        return {u: 0.5 + ranks[u] / top + w_age * age[u] / oldest for u in ranks}
+
     def candidates(self, snap: Snapshot, cost: CostModel, uid: int) -> list[tuple[int, ...]]:
         stage = snap.graph.stages[uid]
         bound = self.config.max_shards
         if not self.config.shards:
             bound = stage.min_shards
         groups = groups_for(stage, snap, cost, bound)
+        groups.extend(
+            g for g in _roomiest_idle(snap) if g not in groups and cost.estimate(stage, g, snap)
+        )
         if not self.config.shards:
             smallest = {
                 n: ks[0] for n in range(len(snap.cluster.nodes)) if (ks := cost.degrees(stage, n))
             }
             groups = [g for g in groups if len(g) == smallest.get(snap.cluster.gpus[g[0]].node)]
+        if self.config.max_queue is not None:
+            limit = self.config.max_queue
+            groups = [g for g in groups if all(len(snap.gpus[x].pending) <= limit for x in g)]
         return groups
 
-    def plan(self, snap: Snapshot, cost: CostModel) -> Plan:
+    def score_frontier(self, snap: Snapshot, cost: CostModel) -> dict[int, list[Scored]]:
+        """Steps 1-3: look-ahead, candidates, scores; the kept options of each stage."""
         cfg = self.config
         look = build_lookahead(snap, cost, cfg.horizon, cfg.hop_discount)
         if cfg.residency and cfg.horizon > 0:
@@ -88,16 +109,26 @@ class Fate:
                 by_score = sorted(options, key=lambda o: (o.score, o.gpus))[: cfg.top_k]
                 by_finish = sorted(options, key=lambda o: (o.finish, o.gpus))[: cfg.top_k]
                 scored[uid] = list(dict.fromkeys([*by_score, *by_finish]))
-        if not scored:
-            return Plan()
+        return scored
+
+    def build_problem(
+        self, snap: Snapshot, cost: CostModel, scored: dict[int, list[Scored]]
+    ) -> Problem:
+        """Step 4's data: weights, choices and deferral costs of the scored frontier."""
         ranks = {u: self._rank(snap, cost, u) for u in scored}
-        top = max(ranks.values()) or 1.0
-        problem = Problem(
+        return Problem(
             stages=tuple(sorted(scored)),
-            weights={u: 0.5 + ranks[u] / top for u in scored},
+            weights=self._weights(snap, ranks),
             choices={u: tuple(Choice(o.gpus, o.score) for o in scored[u]) for u in scored},
             defer={u: _defer_cost(scored[u]) for u in scored},
         )
+
+    def plan(self, snap: Snapshot, cost: CostModel) -> Plan:
+        cfg = self.config
+        scored = self.score_frontier(snap, cost)
+        if not scored:
+            return Plan()
+        problem = self.build_problem(snap, cost, scored)
         if cfg.use_solver:
             solution = solve(
                 problem,
@@ -121,22 +152,48 @@ class Fate:
         return Plan(assignments=tuple(out), fallback=fallback)
 
 
+def _roomiest_idle(snap: Snapshot) -> list[tuple[int, ...]]:
+    """Per node, the idle GPU with the least resident weight: where a load evicts least.
+
+    The candidate classes collapse GPUs that the estimate cannot tell apart, but what a
+    load evicts differs between them; this keeps the gentlest one in reach.
+    """
+    out: list[tuple[int, ...]] = []
+    now = snap.now
+    for node_gpus in snap.cluster.node_gpus:
+        idle = [
+            g
+            for g in node_gpus
+            if snap.gpus[g].running is None
+            and not snap.gpus[g].pending
+            and snap.gpus[g].busy_until <= now
+        ]
+        if idle:
+            out.append((min(idle, key=lambda g: (snap.gpus[g].weights_gib, g)),))
+    return out
+
+
 def _prefilter(
     quick: list[tuple[float, tuple[int, ...], StageCost]], snap: Snapshot, keep: int
 ) -> list[tuple[tuple[int, ...], StageCost]]:
-    """The ``keep`` earliest-finishing groups, plus the earliest on every other node.
+    """The ``keep`` earliest-finishing groups, plus the earliest on ``keep`` other nodes.
 
     Future terms are dearer than an estimate; they are computed only for groups that could
-    win: the fastest few, and one per node so that a copy on a new node stays in reach.
+    win: the fastest few, and the best of a few more nodes so that a copy on a new node
+    stays in reach (bounded, so a 64-node cluster costs what an 8-node one does).
     """
     quick.sort(key=lambda q: (q[0], q[1]))
     chosen = [(g, est) for _, g, est in quick[:keep]]
     nodes = {snap.cluster.gpus[g[0]].node for g, _ in chosen}
+    extra = 0
     for _, g, est in quick[keep:]:
+        if extra >= keep:
+            break
         node = snap.cluster.gpus[g[0]].node
         if node not in nodes:
             nodes.add(node)
             chosen.append((g, est))
+            extra += 1
     return chosen
 
 
