@@ -36,8 +36,10 @@ def peft_workflow(sched: ListSchedule, wf: int, snap: Snapshot, cost: CostModel)
         for p in groups[uid]:
             worst = 0.0
             for c in stage.children:
-                best = min(oct_[c][q] + work[c][q] + (0.0 if q == p else comm) for q in groups[c])
-                worst = max(worst, best)
+                cheapest = min(
+                    oct_[c][q] + work[c][q] + (0.0 if q == p else comm) for q in groups[c]
+                )
+                worst = max(worst, cheapest)
             row[p] = worst
         oct_[uid] = row
     rank = {u: sum(oct_[u].values()) / len(oct_[u]) for u in topo}
