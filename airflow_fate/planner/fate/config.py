@@ -22,8 +22,11 @@ class FateConfig:
             the plain estimate) plus the earliest on every other node.
         top_k: candidates kept per stage: top-k by score plus top-k by finish time.
         max_shards: global bound on a stage's shard degree (None: the stage's own max).
-        time_limit_s: CP-SAT wall-clock limit per decision; the greedy answer is used
-            when it expires without a feasible solution.
+        work_limit: CP-SAT deterministic-time limit per decision (solver work units,
+            about seconds); reproducible on busy and idle machines alike. The greedy
+            answer is used when it expires without a feasible solution.
+        time_limit_s: wall-clock safety net per decision (keeps the loop live on a
+            starved machine; if it fires, results may differ between runs).
         num_workers: CP-SAT search workers (1 keeps runs reproducible).
         random_seed: CP-SAT seed.
         use_solver: False assigns greedily by criticality with the same scores.
@@ -45,7 +48,8 @@ class FateConfig:
     prefilter: int = 6
     top_k: int = 3
     max_shards: int | None = None
-    time_limit_s: float = 0.05
+    work_limit: float = 0.05
+    time_limit_s: float = 2.0
     num_workers: int = 1
     random_seed: int = 0
     use_solver: bool = True

@@ -134,6 +134,7 @@ class Fate:
                 problem,
                 build_model(problem),
                 time_limit_s=cfg.time_limit_s,
+                work_limit=cfg.work_limit,
                 num_workers=cfg.num_workers,
                 random_seed=cfg.random_seed,
             )

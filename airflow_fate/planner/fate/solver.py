@@ -104,11 +104,24 @@ def build_model(p: Problem) -> Model:
 
 
 def solve(
-    p: Problem, model: Model, *, time_limit_s: float, num_workers: int, random_seed: int
+    p: Problem,
+    model: Model,
+    *,
+    time_limit_s: float,
+    num_workers: int,
+    random_seed: int,
+    work_limit: float | None = None,
 ) -> Solution:
-    """Solve; fall back to `greedy_assign` unless CP-SAT proves or finds a solution."""
+    """Solve; fall back to `greedy_assign` unless CP-SAT proves or finds a solution.
+
+    ``work_limit`` bounds CP-SAT's deterministic time (its own work units, roughly
+    seconds): with one worker the same problem gets the same answer on a busy or an idle
+    machine. ``time_limit_s`` is the wall-clock safety net that keeps the scheduler live.
+    """
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
+    if work_limit is not None:
+        solver.parameters.max_deterministic_time = work_limit
     solver.parameters.num_workers = num_workers
     solver.parameters.random_seed = random_seed
     status = solver.solve(model.cp)

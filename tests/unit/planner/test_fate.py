@@ -120,14 +120,14 @@ def test_timeout_falls_back_to_greedy_and_is_counted() -> None:
     p = Problem(
         stages, {s: rng.uniform(0.5, 2) for s in stages}, choices, dict.fromkeys(stages, 20.0)
     )
-    sol = solve(p, build_model(p), time_limit_s=1e-9, num_workers=1, random_seed=0)
+    sol = solve(p, build_model(p), time_limit_s=10.0, num_workers=1, random_seed=0, work_limit=1e-9)
     assert sol.fallback
     assert sol.status == "UNKNOWN"
     assert sol.picks == greedy_assign(p)
 
     cluster, catalog = make_cluster(), make_catalog()
     wl = make_workload([stage(f"s{i}") for i in range(10)], copies=4, gap_s=0.0)
-    policy = Fate("fate-tiny-limit", FateConfig(time_limit_s=1e-9))
+    policy = Fate("fate-tiny-limit", FateConfig(work_limit=1e-9))
     result = simulate(cluster, catalog, wl, policy, seed=0, noise=0.0)
     assert result.planner.fallbacks > 0
 

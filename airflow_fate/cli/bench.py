@@ -1,0 +1,165 @@
+"""``airflow-fate bench``: every policy on the same seeded workloads, normalised tables.
+
+Runs each policy on each seed's workload of a suite (and, for ``prefix-reuse``, at each
+point of the shared-prefix sweep) in parallel worker processes, divides makespan and P95
+latency by RoundRobin's on the same seed, and writes ``results.json``, ``results.md``
+and PNG plots to ``--out``. Same options, same ``results.json`` whatever the number of
+workers, apart from the wall-clock planner fields, as long as no planner hits its
+solver time limit (``planner_fallbacks`` 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from airflow_fate.bench.driver import BenchConfig, run_bench
+from airflow_fate.bench.report import FATE, is_fate
+from airflow_fate.bench.results import BenchResults
+from airflow_fate.bench.runner import Setting, default_workers
+from airflow_fate.cli.progress import progress_bar
+from airflow_fate.domain.loaders import load_cluster, load_models
+from airflow_fate.errors import InputError
+from airflow_fate.planner.registry import policy_names
+from airflow_fate.workloads import DEFAULT_LOAD, SUITES
+from airflow_fate.workloads.suites import get_suite
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEFAULT_NOISE = 0.15
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "bench", help="benchmark every policy on a workload suite", description=__doc__
+    )
+    p.add_argument("--suite", required=True, help=f"workload suite ({', '.join(SUITES)})")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    p.add_argument(
+        "--workflows", type=int, default=200, help="workflows per workload (default 200)"
+    )
+    p.add_argument(
+        "--policies",
+        default="all",
+        help="'all' (every registered policy, FATE ablations included) or a comma list; "
+        "round-robin is always added, as the normalisation reference",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default out/bench-<suite>)"
+    )
+    p.add_argument(
+        "--load", type=float, default=DEFAULT_LOAD, help=f"offered load (default {DEFAULT_LOAD})"
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=DEFAULT_NOISE,
+        help=f"lognormal sigma of actual/estimated runtimes (default {DEFAULT_NOISE})",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help=f"worker processes (default min(2, CPUs) = {default_workers()}); results do "
+        "not depend on it unless a planner hits its time limit (planner_fallbacks)",
+    )
+    p.add_argument("--cluster", type=Path, default=None, help="cluster.yaml (default: examples/)")
+    p.add_argument("--models", type=Path, default=None, help="models.yaml (default: examples/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with progress_bar(f"bench {config.setting.suite}") as update:
+        output = run_bench(config, progress=update)
+    print_summary(output.results)
+    for path in output.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """Check the options (each error names its flag) and build the `BenchConfig`."""
+    suite = get_suite(args.suite).name
+    for flag, value in (("--seeds", args.seeds), ("--workflows", args.workflows)):
+        if value < 1:
+            raise InputError(flag, "", f"must be at least 1, got {value}")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError("--jobs", "", f"must be at least 1, got {args.jobs}")
+    if not args.load > 0:
+        raise InputError("--load", "", f"must be a number > 0, got {args.load}")
+    if not args.noise >= 0:
+        raise InputError("--noise", "", f"must be >= 0, got {args.noise}")
+    cluster = args.cluster or EXAMPLES / "cluster.yaml"
+    models = args.models or EXAMPLES / "models.yaml"
+    load_models(models, load_cluster(cluster))  # fail here, not in every worker
+    out = args.out or Path("out") / f"bench-{suite}"
+    return BenchConfig(
+        setting=Setting(
+            suite=suite,
+            workflows=args.workflows,
+            load=args.load,
+            noise=args.noise,
+            cluster=str(cluster),
+            models=str(models),
+        ),
+        seeds=tuple(range(args.seeds)),
+        policies=parse_policies(args.policies),
+        out=out,
+        workers=args.jobs,
+        command=command_line(args, suite, out),
+    )
+
+
+def parse_policies(text: str) -> tuple[str, ...]:
+    """``all`` or a comma list of registered names, without repeats, in the given order."""
+    known = policy_names()
+    if text.strip() == "all":
+        return tuple(known)
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise InputError("--policies", "", "no policy given")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            "--policies", "", f"unknown policy {unknown[0]!r} (known: {', '.join(known)})"
+        )
+    return names
+
+
+def command_line(args: argparse.Namespace, suite: str, out: Path) -> str:
+    """The command that reproduces this run (files and defaults spelled as given)."""
+    parts = [
+        f"airflow-fate bench --suite {suite} --seeds {args.seeds} --workflows {args.workflows}",
+        f"--policies {args.policies}",
+    ]
+    if args.load != DEFAULT_LOAD:
+        parts.append(f"--load {args.load:g}")
+    if args.noise != DEFAULT_NOISE:
+        parts.append(f"--noise {args.noise:g}")
+    for flag, path in (("--cluster", args.cluster), ("--models", args.models)):
+        if path is not None:
+            parts.append(f"{flag} {path}")
+    parts.append(f"--out {out}")
+    return " ".join(parts)
+
+
+def print_summary(results: BenchResults) -> None:
+    table = Table(title=f"{results.suite}: normalised by round-robin ({len(results.seeds)} seeds)")
+    for col in ("policy", "makespan", "P95", "makespan/LB", "planner p99 ms"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    names = [p for p in results.policies if not is_fate(p)]
+    names += [p for p in results.policies if is_fate(p)]
+    for name in names:
+        s = results.policies[name]
+        table.add_row(
+            f"[bold]{name}[/bold]" if name == FATE else name,
+            f"{s.normalized_makespan.mean:.3f}",
+            f"{s.normalized_p95.mean:.3f}",
+            f"{s.makespan_over_lower_bound.mean:.2f}",
+            f"{s.planner_p99_ms:.1f}",
+        )
+    Console().print(table)
