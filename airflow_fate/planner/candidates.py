@@ -3,8 +3,8 @@
 Shard groups of k GPUs are drawn from three families, so the list stays short while it
 still contains every group a sensible policy would pick:
 
-- aligned blocks (``[0..k)``, ``[k..2k)``, ... of a node): the tensor-parallel layouts that
-  share an NVLink switch / PCIe root and fragment a node least;
+- the aligned block (``[0..k)``, ``[k..2k)``, ... of a node) that frees first: the
+  tensor-parallel layouts that share an NVLink switch / PCIe root and fragment least;
 - the k GPUs of the node that free up first (earliest start);
 - groups where the stage's model is already resident for exactly that layout (warm).
 
@@ -15,7 +15,7 @@ Degrees follow `shard_degrees` and are filtered by memory fit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
@@ -74,17 +74,30 @@ def distinct_singles(stage: StageInfo, snap: Snapshot, node: int) -> list[tuple[
 
 
 def groups_for(
-    stage: StageInfo, snap: Snapshot, cost: CostModel, bound: int | None = None
+    stage: StageInfo,
+    snap: Snapshot,
+    cost: CostModel,
+    bound: int | None = None,
+    nodes: Iterable[int] | None = None,
 ) -> list[tuple[int, ...]]:
-    """Every candidate GPU set of ``stage`` across the cluster, deduplicated, stable order."""
+    """Candidate GPU sets of ``stage`` (on ``nodes``, default all), deduplicated, stable.
+
+    Shard groups per node and degree: the groups that hold the model, the aligned block
+    that frees first and the k earliest-free GPUs; other aligned blocks differ from the
+    first-free one only by a later wait.
+    """
     out: list[tuple[int, ...]] = []
     seen: set[tuple[int, ...]] = set()
-    for node, node_gpus in enumerate(snap.cluster.node_gpus):
+    node_ids = range(len(snap.cluster.nodes)) if nodes is None else nodes
+    for node in node_ids:
+        node_gpus = snap.cluster.node_gpus[node]
         for k in cost.degrees(stage, node, bound):
             if k == 1:
                 out.extend(distinct_singles(stage, snap, node))
                 continue
-            family = [*aligned_blocks(node_gpus, k), earliest_group(snap, node, k)]
+            blocks = list(aligned_blocks(node_gpus, k))
+            first_block = min(blocks, key=lambda b: (snap.free_at(b), b))
+            family = [first_block, earliest_group(snap, node, k)]
             for group in snap.model_groups.get(stage.model, ()):
                 if len(group) == k and group[0] in node_gpus:
                     family.append(group)

@@ -18,6 +18,8 @@ class FateConfig:
         age_weight: weight of a workflow's age in a stage's criticality (tail latency).
         max_queue: skip GPUs with more than this many stages already queued (None: no
             limit); late binding keeps decisions open until GPUs are nearly free.
+        node_shortlist: nodes considered per stage beyond those holding its state: the
+            ones whose GPUs free soonest (bounds planning cost on large clusters).
         prefilter: candidates scored in full per stage: the earliest-finishing ones (by
             the plain estimate) plus the earliest on every other node.
         top_k: candidates kept per stage: top-k by score plus top-k by finish time.
@@ -45,7 +47,8 @@ class FateConfig:
     beta: float = 1.0
     age_weight: float = 0.0
     max_queue: int | None = None
-    prefilter: int = 6
+    node_shortlist: int = 4
+    prefilter: int = 4
     top_k: int = 3
     max_shards: int | None = None
     work_limit: float = 0.05

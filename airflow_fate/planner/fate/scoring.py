@@ -70,10 +70,17 @@ class Scorer:
         self._node_of = tuple(ref.node for ref in snap.cluster.gpus)
         self._best_cold: dict[str, float] = {}
         self._need_cache: dict[tuple[str, int | None], list[Need]] = {}
+        self._all_need_cache: dict[str, list[Need]] = {}
         self._warm_cache: dict[tuple[str, int, int, int], float] = {}
         self._copy_cache: dict[str, list[Copy]] = {}
         self._base_cache: dict[tuple[str, int | None], float] = {}
         self._loss_cache: dict[tuple[str, tuple[int, ...]], float] = {}
+        self._prefix_cache: dict[tuple[tuple[str, str], int, int], dict[int, float]] = {}
+        self._large_cache: dict[int, list[tuple[float, int]]] = {}
+        self._large_demand: dict[int, int] = {}
+        for _, _, k_u in look.large:
+            self._large_demand[k_u] = self._large_demand.get(k_u, 0) + 1
+        self._large_uids = {u for u, _, _ in look.large}
         self._idle_blocks: dict[int, list[tuple[int, ...]]] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -103,22 +110,31 @@ class Scorer:
     # -- terms -----------------------------------------------------------------------
 
     def _needs(self, model: str, exclude: int | None) -> list[Need]:
-        """Demand for ``model``: look-ahead stages now, then projected arrivals."""
+        """Demand for ``model`` (without stage ``exclude``), by readiness, truncated."""
         key = (model, exclude)
         hit = self._need_cache.get(key)
         if hit is None:
+            full = self._all_needs(model)
+            hit = [n for n in full[: MAX_DEMAND + 1] if n.stage != exclude][:MAX_DEMAND]
+            self._need_cache[key] = hit
+        return hit
+
+    def _all_needs(self, model: str) -> list[Need]:
+        """Look-ahead stages now (most certain first), then projected arrivals."""
+        hit = self._all_need_cache.get(model)
+        if hit is None:
             stages = self.snap.graph.stages
             now = self.snap.now
+            rows = sorted(
+                ((-d, u) for u, d in self.look.by_model.get(model, ())),
+            )[: MAX_DEMAND + 1]
             hit = [
-                Need(now, disc, self.fastest_warm(stages[uid]), self.cold_option(stages[uid]))
-                for disc, uid in sorted(
-                    ((d, u) for u, d in self.look.by_model.get(model, ()) if u != exclude),
-                    key=lambda du: (-du[0], du[1]),
-                )
+                Need(now, -neg, self.fastest_warm(stages[u]), self.cold_option(stages[u]), u)
+                for neg, u in rows
             ]
             hit.extend(self._projected(model))
-            hit.sort(key=lambda n: (n.ready_at, -n.discount))
-            self._need_cache[key] = hit
+            hit.sort(key=lambda n: (n.ready_at, -n.discount, n.stage))
+            self._all_need_cache[model] = hit
         return hit
 
     def _projected(self, model: str) -> list[Need]:
@@ -194,15 +210,19 @@ class Scorer:
         if any(g not in gpus for g in warm):
             return 0.0
         node, k = self._node_of[gpus[0]], len(gpus)
-        total = 0.0
-        stages = self.snap.graph.stages
-        for t, disc in self.look.by_prefix.get(key, ()):
-            other = stages[t]
-            if t == s.uid or not self._can_use(other, node, k):
-                continue
-            rate = self.cost.rates(other.model, self.snap.cluster.nodes[node].gpu_type, k)
-            total += disc * other.prefix_tokens / rate.prefill
-        return total
+        cache_key = (key, node, k)
+        per_stage = self._prefix_cache.get(cache_key)
+        if per_stage is None:
+            per_stage = {}
+            stages = self.snap.graph.stages
+            gpu_type = self.snap.cluster.nodes[node].gpu_type
+            for t, disc in self.look.by_prefix.get(key, ()):
+                other = stages[t]
+                if self._can_use(other, node, k):
+                    rate = self.cost.rates(other.model, gpu_type, k)
+                    per_stage[t] = disc * other.prefix_tokens / rate.prefill
+            self._prefix_cache[cache_key] = per_stage
+        return sum(per_stage.values()) - per_stage.get(s.uid, 0.0)
 
     def eviction(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
         """Extra waits and cold loads that the models this load evicts impose on demand."""
@@ -241,24 +261,31 @@ class Scorer:
             self._base_cache[key] = hit
         return hit
 
-    def reachability(self, s: StageInfo, gpus: tuple[int, ...]) -> float:
-        if not self.look.large or s.uid in {u for u, _, _ in self.look.large}:
+    def reachability(self, s: StageInfo, gpus: tuple[int, ...], run_s: float) -> float:
+        if not self.look.large or s.uid in self._large_uids:
             return 0.0
         node = self._node_of[gpus[0]]
+        taken = set(gpus)
         total = 0.0
-        for u, disc, k_u in self.look.large:
-            stage_u = self.snap.graph.stages[u]
-            if not self._can_use(stage_u, node, k_u):
-                continue
+        for disc, k_u in self._large_on(node):
             blocks = self._idle_blocks_of(k_u)
-            broken = [b for b in blocks if self._node_of[b[0]] == node and set(b) & set(gpus)]
-            if not broken:
-                continue
-            demand = sum(1 for _, _, k in self.look.large if k == k_u)
-            if len(blocks) - len(broken) < demand:
-                est = self.cost.run_cost(s, gpus, self.snap)
-                total += disc * est.run
+            broken = sum(1 for b in blocks if self._node_of[b[0]] == node and taken.intersection(b))
+            if broken and len(blocks) - broken < self._large_demand[k_u]:
+                total += disc * run_s
         return total
+
+    def _large_on(self, node: int) -> list[tuple[float, int]]:
+        """(discount, degree) of the look-ahead stages needing a shard group on ``node``."""
+        hit = self._large_cache.get(node)
+        if hit is None:
+            stages = self.snap.graph.stages
+            hit = [
+                (disc, k_u)
+                for u, disc, k_u in self.look.large
+                if self._can_use(stages[u], node, k_u)
+            ]
+            self._large_cache[node] = hit
+        return hit
 
     def _idle_blocks_of(self, k: int) -> list[tuple[int, ...]]:
         hit = self._idle_blocks.get(k)
@@ -287,7 +314,7 @@ class Scorer:
             self.locality(s, gpus) if cfg.locality else 0.0,
             self.prefix(s, gpus) if cfg.prefix else 0.0,
             self.eviction(s, gpus) if cfg.eviction else 0.0,
-            self.reachability(s, gpus) if cfg.reachability else 0.0,
+            self.reachability(s, gpus, est.run) if cfg.reachability else 0.0,
         )
         credits = terms[0] + terms[1] + terms[2]
         debits = terms[3] + terms[4]

@@ -48,6 +48,8 @@ class Need:
     discount: float
     run_s: float
     cold_s: float
+    stage: int = -1
+    """The stage's uid, or -1 for a projected stage of a workflow yet to arrive."""
 
 
 def demand_cost(needs: list[Need], copies: list[Copy], now: float) -> float:
