@@ -12,10 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from airflow_fate import __version__
-from airflow_fate.cli import policies, schema, simulate
+from airflow_fate.cli import (
+    bench,
+    bench_planner,
+    policies,
+    run,
+    schema,
+    simulate,
+    workload,
+)
 from airflow_fate.errors import InputError
 
-COMMANDS = [simulate, policies, schema]
+COMMANDS = [simulate, policies, schema, workload, run, bench, bench_planner]
 
 
 def build_parser() -> argparse.ArgumentParser:

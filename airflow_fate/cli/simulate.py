@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from airflow_fate.cli.progress import progress_bar
+from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy, policy_names
@@ -33,6 +34,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", type=Path, default=None, help="write the full result here")
     p.add_argument(
+        "--correction",
+        type=Path,
+        default=None,
+        help="cost-correction state file learned by `airflow-fate run` (default: none)",
+    )
+    p.add_argument(
         "--no-timings",
         action="store_true",
         help="leave wall-clock planner timings out of the JSON (byte-identical reruns)",
@@ -49,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         )
     inputs = load_inputs(args.cluster, args.models, args.workload)
     policy = make_policy(args.policy, args.seed)
+    cost = None
+    if args.correction is not None:
+        cost = CorrectionStore.load(args.correction).cost_model(inputs.cluster, inputs.catalog)
     with progress_bar(f"simulating {args.policy}") as update:
         result = simulate(
             inputs.cluster,
@@ -58,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             noise=args.noise,
             progress=update,
+            cost=cost,
         )
     if args.no_timings:
         result = result.without_timings()

@@ -22,6 +22,7 @@ from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import _read_document, _validate
 from airflow_fate.domain.models import ModelCatalog
+from airflow_fate.domain.plan import StageCost
 from airflow_fate.errors import InputError
 
 FORMAT_VERSION = 1
@@ -109,6 +110,23 @@ class CorrectionStore:
         for ratio, pair in ((entry.compute, compute), (entry.load, load)):
             if pair is not None and pair[0] > 0 and pair[1] > 0:
                 ratio.add(*pair)
+
+    def observe_stage(
+        self, model: str, gpu_type: str, profile: StageCost, measured: StageCost
+    ) -> None:
+        """Learn from one finished stage: its profile estimate and its measured costs.
+
+        Loads count only when both the profile and the run had one (a stage the state
+        believed warm that loaded anyway, after a worker restart, says nothing of load
+        speed).
+        """
+        both_cold = profile.load > 0 and measured.load > 0
+        self.observe(
+            model,
+            gpu_type,
+            compute=(measured.prefill + measured.decode, profile.prefill + profile.decode),
+            load=(measured.load, profile.load) if both_cold else None,
+        )
 
     def factors(self) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
         """(compute factors, load factors) for the pairs observed."""

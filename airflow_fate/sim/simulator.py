@@ -187,8 +187,12 @@ def simulate(
     seed: int = 0,
     noise: float = 0.15,
     progress: Callable[[int, int], None] | None = None,
+    cost: CostModel | None = None,
 ) -> RunResult:
-    """Run ``policy`` on ``workload`` and return its metrics and placements."""
+    """Run ``policy`` on ``workload`` and return its metrics and placements.
+
+    ``cost`` replaces the profile cost model (e.g. one with learned corrections).
+    """
     return Simulation(
-        cluster, catalog, workload, policy, seed=seed, noise=noise, progress=progress
+        cluster, catalog, workload, policy, seed=seed, noise=noise, cost=cost, progress=progress
     ).run()

@@ -1,0 +1,154 @@
+"""``airflow-fate run``: execute a workload for real on this machine's devices.
+
+Stages run in local device workers (one per cluster GPU, bound to this machine's GPUs or
+to virtual CPU devices) under the chosen policy, with the simulator's decision loop on
+the wall clock. The JSON result has the ``simulate`` format, with measured times. The
+online cost correction is read from and saved to a small state file (``--correction``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from airflow_fate.cli.progress import progress_bar
+from airflow_fate.cli.simulate import print_summary, write_json
+from airflow_fate.cost.correction import CorrectionStore
+from airflow_fate.domain.loaders import Inputs, load_inputs
+from airflow_fate.engine.calibration import estimate_error
+from airflow_fate.engine.live import LiveEngine, LiveOutcome
+from airflow_fate.errors import InputError
+from airflow_fate.launch.inventory import bind, discover, load_inventory
+from airflow_fate.launch.local import LocalLauncher
+from airflow_fate.planner.registry import make_policy, policy_names
+from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.protocol import ModelSource
+from airflow_fate.runtime.registry import resolve_model
+
+
+def default_correction_path() -> Path:
+    """``$XDG_STATE_HOME/airflow-fate/correction.json`` (``~/.local/state`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "airflow-fate" / "correction.json"
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run", help="run a workload for real on local devices", description=__doc__
+    )
+    p.add_argument("--cluster", required=True, type=Path, help="cluster.yaml")
+    p.add_argument("--models", required=True, type=Path, help="models.yaml")
+    p.add_argument("--workload", required=True, type=Path, help="workload.json")
+    p.add_argument(
+        "--policy", default="greedy-eft", help="policy name (see `airflow-fate policies`)"
+    )
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        help="inventory.yaml mapping cluster GPUs to devices (default: nvidia-smi, else CPU)",
+    )
+    p.add_argument(
+        "--correction",
+        type=Path,
+        default=None,
+        help=f"cost-correction state file (default: {default_correction_path()})",
+    )
+    p.add_argument(
+        "--no-correction",
+        action="store_true",
+        help="plan with the profile alone: neither read, learn nor save corrections",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of random policies")
+    p.add_argument("--stage-timeout", type=float, default=600.0, help="seconds per stage")
+    p.add_argument("--run-timeout", type=float, default=3600.0, help="seconds for the run")
+    p.add_argument("--run-dir", type=Path, default=None, help="worker sockets and logs")
+    p.add_argument("--json", type=Path, default=None, help="write the full result here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.policy not in policy_names():
+        raise InputError(
+            "--policy", "", f"unknown policy {args.policy!r} (known: {', '.join(policy_names())})"
+        )
+    for flag, value in (
+        ("--stage-timeout", args.stage_timeout),
+        ("--run-timeout", args.run_timeout),
+    ):
+        if value <= 0:
+            raise InputError(flag, "", f"must be > 0, got {value}")
+    inputs = load_inputs(args.cluster, args.models, args.workload)
+    resolve = model_resolver(inputs, args.models)
+    if args.inventory is not None:
+        inventory = load_inventory(args.inventory)
+    else:
+        inventory = discover(len(inputs.cluster.gpus))
+    bindings = bind(inputs.cluster, inventory, str(args.inventory or "discovered devices"))
+    path = args.correction or default_correction_path()
+    store = CorrectionStore() if args.no_correction else CorrectionStore.load(path)
+    with (
+        LocalLauncher(bindings, run_dir=args.run_dir) as launcher,
+        progress_bar(f"running {args.policy}") as update,
+    ):
+        outcome = LiveEngine(
+            cluster=inputs.cluster,
+            catalog=inputs.catalog,
+            workload=inputs.workload,
+            policy=make_policy(args.policy, args.seed),
+            launcher=launcher,
+            resolve=resolve,
+            corrections=store,
+            learn=not args.no_correction,
+            seed=args.seed,
+            stage_timeout_s=args.stage_timeout,
+            run_timeout_s=args.run_timeout,
+            progress=update,
+        ).run()
+    if not args.no_correction:
+        store.save(path)
+    return report(outcome, args.json)
+
+
+def model_resolver(inputs: Inputs, models_file: Path) -> functools.partial[ModelSource]:
+    """A resolver for the workload's models, checked now so a bad catalog fails fast.
+
+    Raises:
+        InputError: naming the catalog entry whose model is unknown or missing.
+    """
+    base = models_file.resolve().parent
+    for name in sorted({s.model for wf in inputs.workload.workflows for s in wf.stages}):
+        try:
+            resolve_model(name, inputs.catalog, base)
+        except StageError as exc:
+            raise InputError(str(models_file), f"models.{name}", exc.message) from None
+    return functools.partial(resolve_model, catalog=inputs.catalog, base_dir=base)
+
+
+def report(outcome: LiveOutcome, json_path: Path | None) -> int:
+    """Print the run's summary (or its failures); write the JSON result when it exists."""
+    console = Console()
+    if outcome.result is not None:
+        print_summary(outcome.result)
+        if json_path is not None:
+            write_json(outcome.result, json_path)
+    err = estimate_error(outcome.samples)
+    console.print(
+        f"wall {outcome.wall_s:.1f} s; worker restarts {outcome.worker_restarts}\n"
+        f"cost-model error over {err.stages} stages, profile -> corrected: "
+        f"per stage (MAPE) {err.profile_mape:.0%} -> {err.corrected_mape:.0%}, "
+        f"time-weighted (WAPE) {err.profile_wape:.0%} -> {err.corrected_wape:.0%}"
+    )
+    if outcome.result is not None:
+        return 0
+    for f in outcome.failed:
+        print(f"error: stage {f.stage} failed ({f.reason}): {f.message}", file=sys.stderr)
+    if outcome.skipped:
+        print(f"skipped (an ancestor failed): {', '.join(outcome.skipped)}", file=sys.stderr)
+    return 1

@@ -1,0 +1,186 @@
+"""The device worker process: ``python -m airflow_fate.runtime.worker --config JSON``.
+
+It binds its Unix socket first (so a launcher can connect while torch is still being
+imported), then serves one launcher connection at a time: `Hello`, then for each
+`RunStage` a `StageStarted` and one `StageResult` or `StageFailure`. Stages run one at a
+time; the launcher queues.
+
+When the launcher goes away the worker finishes the stage in hand, keeps its outcome and
+waits ``linger_s`` for a new launcher (which receives the outcome in its `Hello`: that is
+how a restarted scheduler adopts running stages); with ``linger_s`` 0 it exits, so a
+dead launcher never leaves workers behind. A failure that may have damaged the process
+(out of memory) makes it exit after reporting, and the launcher starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from airflow_fate.runtime.binding import WorkerConfig
+from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.protocol import (
+    Hello,
+    ProtocolError,
+    RunStage,
+    Shutdown,
+    StageFailure,
+    StageResult,
+    StageStarted,
+    parse_to_worker,
+    read_frame,
+    send,
+)
+
+if TYPE_CHECKING:
+    from airflow_fate.runtime.device import DeviceRuntime
+
+log = logging.getLogger("airflow_fate.worker")
+
+Outcome = StageResult | StageFailure
+
+
+class Worker:
+    """Serves launcher connections for one `DeviceRuntime`."""
+
+    def __init__(self, config: WorkerConfig, server: socket.socket, runtime: DeviceRuntime):
+        self.config = config
+        self.server = server
+        self.runtime = runtime
+        self.undelivered: list[Outcome] = []
+
+    def serve(self) -> None:
+        """Accept launchers until told to stop or none comes within the wait."""
+        wait = self.config.accept_timeout_s
+        while True:
+            self.server.settimeout(wait)
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                log.info("no launcher within %.0f s; exiting", wait)
+                return
+            conn.settimeout(None)
+            with conn:
+                stop = self._session(conn)
+            if stop or self.config.linger_s == 0:
+                return
+            wait = self.config.linger_s
+
+    def _session(self, conn: socket.socket) -> bool:
+        """Serve one connection; True when the worker should exit."""
+        hello = Hello(
+            pid=os.getpid(),
+            devices=self.config.binding.ids,
+            platform=self.config.binding.platform,
+            visible=self.runtime.visible(),
+            resident=self.runtime.resident(),
+            undelivered=self.undelivered,
+        )
+        if not _try_send(conn, hello):
+            return False
+        self.undelivered = []
+        while True:
+            try:
+                payload = read_frame(conn)
+            except (OSError, ProtocolError) as exc:
+                log.warning("launcher connection lost: %s", exc)
+                return False
+            if payload is None:
+                return False
+            try:
+                msg = parse_to_worker(payload)
+            except ValidationError as exc:
+                log.error("dropping malformed message: %s", exc)
+                continue
+            if isinstance(msg, Shutdown):
+                return True
+            connected = _try_send(conn, StageStarted(key=msg.key))
+            outcome, restart = self._execute(msg)
+            if not connected or not _try_send(conn, outcome):
+                self.undelivered.append(outcome)
+                return restart
+            if restart:
+                return True
+
+    def _execute(self, msg: RunStage) -> tuple[Outcome, bool]:
+        """Run a stage; (outcome, whether this process must be replaced)."""
+        try:
+            return self.runtime.run(msg), False
+        except StageError as exc:
+            failure = StageFailure(
+                key=msg.key, reason=exc.reason, message=exc.message, restart=exc.restart
+            )
+            return failure, exc.restart
+        except MemoryError as exc:
+            return _oom(msg.key, exc), True
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+                return _oom(msg.key, exc), True
+            log.error("stage %s crashed:\n%s", msg.key, traceback.format_exc())
+            text = f"stage raised {type(exc).__name__}: {exc}"
+            return StageFailure(key=msg.key, reason="error", message=text), False
+
+
+def _oom(key: str, exc: BaseException) -> StageFailure:
+    return StageFailure(
+        key=key, reason="out-of-memory", message=f"out of memory: {exc}", restart=True
+    )
+
+
+def _try_send(conn: socket.socket, message: Hello | StageStarted | Outcome) -> bool:
+    try:
+        send(conn, message)
+    except OSError as exc:
+        log.warning("cannot reach the launcher: %s", exc)
+        return False
+    return True
+
+
+def _bind(path: str) -> socket.socket:
+    if os.path.exists(path):
+        os.unlink(path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    return server
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="airflow_fate.runtime.worker")
+    parser.add_argument("--config", required=True, help="WorkerConfig as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    config = WorkerConfig.model_validate_json(args.config)
+    signal.signal(signal.SIGTERM, _terminate)
+    server = _bind(config.socket_path)
+    try:
+        from airflow_fate.runtime.device import DeviceRuntime  # torch: after bind
+
+        runtime = DeviceRuntime(config.binding)
+        log.info("worker %d bound to %s", os.getpid(), config.binding.label)
+        Worker(config, server, runtime).serve()
+    finally:
+        server.close()
+        if os.path.exists(config.socket_path):
+            os.unlink(config.socket_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
