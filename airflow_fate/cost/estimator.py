@@ -155,8 +155,9 @@ class CostModel:
     def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to make stage's model resident on ``gpus`` (0 when already warm)."""
         states = snap.gpus
+        queued = stage.uid in snap.placement
         for g in gpus:
-            if not _will_hold(states[g], stage.model, gpus, stage.uid):
+            if not _will_hold(states[g], stage.model, gpus, stage.uid, queued):
                 return self.cold_load_time(stage.model, gpus, snap)
         return 0.0
 
@@ -211,8 +212,9 @@ class CostModel:
             return 0
         key = (stage.model, stage.prefix_id)
         states = snap.gpus
+        queued = stage.uid in snap.placement
         for g in gpus:
-            if not _has_prefix(states[g], key, stage.uid):
+            if not _has_prefix(states[g], key, stage.uid, queued):
                 return 0
         return stage.prefix_tokens
 
@@ -251,11 +253,17 @@ class CostModel:
         )
 
 
-def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int) -> bool:
-    """Resident now, or loaded by a stage queued on this GPU ahead of stage ``uid``."""
+def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int, queued: bool) -> bool:
+    """Resident now, or loaded by a stage queued on this GPU ahead of stage ``uid``.
+
+    ``queued`` says whether ``uid`` itself is in a queue; if not, every queued stage is
+    ahead of it and the queue's summary answers without a scan.
+    """
     for m, g, _ in st.resident:
         if m == model and g == group:
             return True
+    if not queued:
+        return (model, group) in st.pending_loads
     for p in st.pending:
         if p.stage == uid:
             break
@@ -264,10 +272,12 @@ def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int) -> bo
     return False
 
 
-def _has_prefix(st: GpuState, key: tuple[str, str], uid: int) -> bool:
+def _has_prefix(st: GpuState, key: tuple[str, str], uid: int, queued: bool) -> bool:
     for k, _ in st.prefix_kv:
         if k == key:
             return True
+    if not queued:
+        return key in st.pending_prefixes
     for p in st.pending:
         if p.stage == uid:
             break

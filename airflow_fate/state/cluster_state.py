@@ -19,9 +19,10 @@ The simulator and the Airflow executor both drive this class, with the same even
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
+from typing import TypeVar
 
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import StageInfo, WorkloadGraph
@@ -52,6 +53,11 @@ class GpuState:
     busy_until: float = 0.0
     running: int | None = None
     pending: tuple[PendingStage, ...] = ()
+    pending_loads: Mapping[tuple[str, tuple[int, ...]], int] = field(default_factory=dict)
+    """How many queued stages load each ``(model, group)``: look-ups skip the queue.
+    Never mutated: replaced with an updated copy (few distinct keys, cheap)."""
+    pending_prefixes: Mapping[PrefixKey, int] = field(default_factory=dict)
+    pending_run_s: float = 0.0
     resident: tuple[tuple[str, tuple[int, ...], float], ...] = ()
     prefix_kv: tuple[tuple[PrefixKey, float], ...] = ()
 
@@ -161,8 +167,8 @@ class Snapshot:
         for st in self.gpus:
             for m, group, _ in st.resident:
                 out.setdefault(m, set()).add(group)
-            for p in st.pending:
-                out.setdefault(p.model, set()).add(p.group)
+            for m, group in st.pending_loads:
+                out.setdefault(m, set()).add(group)
         return {m: frozenset(v) for m, v in out.items()}
 
     @cached_property
@@ -172,9 +178,8 @@ class Snapshot:
         for g, st in enumerate(self.gpus):
             for key, _ in st.prefix_kv:
                 out.setdefault(key, set()).add(g)
-            for p in st.pending:
-                if p.prefix is not None:
-                    out.setdefault(p.prefix, set()).add(g)
+            for key in st.pending_prefixes:
+                out.setdefault(key, set()).add(g)
         return {k: frozenset(v) for k, v in out.items()}
 
     @cached_property
@@ -207,15 +212,19 @@ def reserve_gpus(
     prefix = (stage.model, stage.prefix_id) if stage.prefix_id else None
     item = PendingStage(stage.uid, stage.model, gpus, prefix, est_run_s)
     start = max([now, *(gpus_now[g].busy_until for g in gpus)])
-    return [
-        (
-            g,
-            replace(
-                gpus_now[g], pending=(*gpus_now[g].pending, item), busy_until=start + est_run_s
-            ),
+    out = []
+    for g in gpus:
+        st = gpus_now[g]
+        new = replace(
+            st,
+            pending=(*st.pending, item),
+            pending_loads=_counted(st.pending_loads, (stage.model, gpus), 1),
+            pending_prefixes=_counted(st.pending_prefixes, prefix, 1),
+            pending_run_s=st.pending_run_s + est_run_s,
+            busy_until=start + est_run_s,
         )
-        for g in gpus
-    ]
+        out.append((g, new))
+    return out
 
 
 # ------------------------------------------------------------------------------ state
@@ -288,6 +297,21 @@ class ClusterState:
         return out
 
     # -- changing --------------------------------------------------------------------
+
+    def extend_graph(self, graph: WorkloadGraph) -> None:
+        """Replace the graph by one that extends it (`WorkloadGraph.extend`).
+
+        For callers that add workflows while running (the Airflow executor): the new
+        workflows then arrive through `WorkflowArrived` as usual. Snapshots taken earlier
+        keep the graph they were taken with.
+
+        Raises:
+            ValueError: when ``graph`` does not start with every current stage unchanged.
+        """
+        n = len(self.graph.stages)
+        if len(graph.stages) < n or graph.stages[:n] != self.graph.stages:
+            raise ValueError("the new graph does not extend the current one")
+        self.graph = graph
 
     def preload(self, model: str, gpus: tuple[int, ...]) -> None:
         """Mark ``model`` resident on ``gpus`` (one shard group) as of now.
@@ -367,8 +391,15 @@ class ClusterState:
             )
             loaded += 0 if was_warm else 1
             evictions += evicted
+            head = st.pending[0]
             self._gpus[g] = replace(
-                st, running=event.stage, pending=st.pending[1:], resident=resident
+                st,
+                running=event.stage,
+                resident=resident,
+                pending=st.pending[1:],
+                pending_loads=_counted(st.pending_loads, (head.model, head.group), -1),
+                pending_prefixes=_counted(st.pending_prefixes, head.prefix, -1),
+                pending_run_s=max(0.0, st.pending_run_s - head.est_run_s),
             )
         node = self._node_of[gpus[0]]
         if loaded:
@@ -392,7 +423,7 @@ class ClusterState:
                 gpu_type = self.cluster.gpu_type_of_node(self._node_of[g])
                 budget = gpu_type.memory_gib * gpu_type.prefix_kv_fraction
                 kv = _touch_lru(kv, (stage.model, stage.prefix_id), prefix_gib, budget)
-            busy = event.time + sum(p.est_run_s for p in st.pending)
+            busy = event.time + st.pending_run_s
             self._gpus[g] = replace(st, running=None, prefix_kv=kv, busy_until=busy)
         self._finished[event.stage] = event.time
         wf = stage.workflow
@@ -404,6 +435,22 @@ class ClusterState:
                 self._ready.add(child)
             else:
                 self._waiting_parents[child] = left
+
+
+_K = TypeVar("_K")
+
+
+def _counted(counts: Mapping[_K, int], key: _K | None, delta: int) -> Mapping[_K, int]:
+    """A copy of ``counts`` with ``key`` moved by ``delta`` (dropped at zero)."""
+    if key is None:
+        return counts
+    out = dict(counts)
+    n = out.get(key, 0) + delta
+    if n > 0:
+        out[key] = n
+    else:
+        out.pop(key, None)
+    return out
 
 
 def _load(
