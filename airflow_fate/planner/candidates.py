@@ -51,12 +51,8 @@ def distinct_singles(stage: StageInfo, snap: Snapshot, node: int) -> list[tuple[
     intact for sharded stages.
     """
     parents = {g for p in stage.parents for g in snap.placement.get(p, ())}
-    warm = snap.model_groups.get(stage.model, frozenset())
-    prefixed = (
-        snap.prefix_gpus.get((stage.model, stage.prefix_id), frozenset())
-        if stage.prefix_id
-        else frozenset()
-    )
+    warm = snap.model_groups(stage.model)
+    prefixed = snap.prefix_gpus((stage.model, stage.prefix_id)) if stage.prefix_id else frozenset()
     seen: set[tuple[bool, bool, bool, bool]] = set()
     out: list[int] = []
     node_gpus = snap.cluster.node_gpus[node]
@@ -98,7 +94,7 @@ def groups_for(
             blocks = list(aligned_blocks(node_gpus, k))
             first_block = min(blocks, key=lambda b: (snap.free_at(b), b))
             family = [first_block, earliest_group(snap, node, k)]
-            for group in snap.model_groups.get(stage.model, ()):
+            for group in snap.model_groups(stage.model):
                 if len(group) == k and group[0] in node_gpus:
                     family.append(group)
             for group in family:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import StageInfo, WorkloadGraph
@@ -161,26 +161,36 @@ class Snapshot:
         )
 
     @cached_property
-    def model_groups(self) -> dict[str, frozenset[tuple[int, ...]]]:
-        """Per model, the GPU groups that hold it or will (a queued stage loads it)."""
-        out: dict[str, set[tuple[int, ...]]] = {}
-        for st in self.gpus:
-            for m, group, _ in st.resident:
-                out.setdefault(m, set()).add(group)
-            for m, group in st.pending_loads:
-                out.setdefault(m, set()).add(group)
-        return {m: frozenset(v) for m, v in out.items()}
+    def _holder_cache(self) -> dict[object, frozenset[Any]]:
+        return {}
 
-    @cached_property
-    def prefix_gpus(self) -> dict[PrefixKey, frozenset[int]]:
-        """Per prefix key, the GPUs that hold its KV or will (a queued stage computes it)."""
-        out: dict[PrefixKey, set[int]] = {}
-        for g, st in enumerate(self.gpus):
-            for key, _ in st.prefix_kv:
-                out.setdefault(key, set()).add(g)
-            for key in st.pending_prefixes:
-                out.setdefault(key, set()).add(g)
-        return {k: frozenset(v) for k, v in out.items()}
+    def model_groups(self, model: str) -> frozenset[tuple[int, ...]]:
+        """GPU groups that hold ``model`` or will (a queued stage loads it); memoised."""
+        cache = self._holder_cache
+        hit = cache.get(model)
+        if hit is None:
+            found: set[tuple[int, ...]] = set()
+            for st in self.gpus:
+                for m, group, _ in st.resident:
+                    if m == model:
+                        found.add(group)
+                for m, group in st.pending_loads:
+                    if m == model:
+                        found.add(group)
+            hit = cache[model] = frozenset(found)
+        return hit
+
+    def prefix_gpus(self, key: PrefixKey) -> frozenset[int]:
+        """GPUs that hold the prefix KV ``key`` or will (a queued stage computes it)."""
+        cache = self._holder_cache
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = frozenset(
+                g
+                for g, st in enumerate(self.gpus)
+                if key in st.pending_prefixes or any(k == key for k, _ in st.prefix_kv)
+            )
+        return hit
 
     @cached_property
     def wait_order(self) -> tuple[tuple[int, ...], ...]:

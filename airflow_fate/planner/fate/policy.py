@@ -175,12 +175,10 @@ def _shortlist(stage: StageInfo, snap: Snapshot, cost: CostModel, cfg: FateConfi
     keeps planning cost flat.
     """
     node_of = snap.cluster.gpus
-    keep: set[int] = {node_of[g[0]].node for g in snap.model_groups.get(stage.model, ())}
+    keep: set[int] = {node_of[g[0]].node for g in snap.model_groups(stage.model)}
     keep.update(n for n, ns in enumerate(snap.nodes) if ns.cached(stage.model))
     if stage.prefix_id:
-        keep.update(
-            node_of[g].node for g in snap.prefix_gpus.get((stage.model, stage.prefix_id), ())
-        )
+        keep.update(node_of[g].node for g in snap.prefix_gpus((stage.model, stage.prefix_id)))
     for p in stage.parents:
         keep.update(node_of[g].node for g in snap.placement.get(p, ()))
     fitting = [n for n in range(len(snap.nodes)) if cost.degrees(stage, n, cfg.max_shards)]

@@ -184,7 +184,7 @@ class Scorer:
         if hit is None:
             hit = [
                 Copy(group, self._node_of[group[0]], self.snap.free_at(group))
-                for group in sorted(self.snap.model_groups.get(model, ()))
+                for group in sorted(self.snap.model_groups(model))
             ]
             self._copy_cache[model] = hit
         return hit
@@ -217,7 +217,7 @@ class Scorer:
         if not s.prefix_id:
             return 0.0
         key = (s.model, s.prefix_id)
-        warm = self.snap.prefix_gpus.get(key, frozenset())
+        warm = self.snap.prefix_gpus(key)
         if any(g not in gpus for g in warm):
             return 0.0
         node, k = self._node_of[gpus[0]], len(gpus)
