@@ -37,11 +37,12 @@ class FateConfig:
         projection_discount: weight of a projected (not yet arrived) stage.
         rate_floor_s: the rate is counted over at least this many seconds, so the first
             arrivals do not extrapolate to a flood.
-        residency, locality, prefix, eviction, reachability, occupancy: switch each
-            future term.
+        residency, locality, prefix, eviction, reachability: switch each future term.
         shards: False restricts every stage to its smallest fitting degree.
         shard_pressure: on a node with at least this fraction of its GPUs busy, stages get
-            only their smallest fitting degree (wide shards only where GPUs are plentiful).
+            only their smallest fitting degree. The default allows wide groups only on a
+            node with nothing else running: on the real-dag benchmark every wider setting
+            lost makespan and P95 to queued stages (see docs/results).
     """
 
     horizon: int = 2
@@ -67,9 +68,8 @@ class FateConfig:
     prefix: bool = True
     eviction: bool = True
     reachability: bool = True
-    occupancy: bool = True
     shards: bool = True
-    shard_pressure: float = 0.25
+    shard_pressure: float = 0.01
 
     def without(self, **switches: bool) -> FateConfig:
         return replace(self, **switches)
@@ -84,6 +84,5 @@ ABLATIONS: dict[str, FateConfig] = {
     "fate-no-reachability": FateConfig(reachability=False),
     "fate-no-shards": FateConfig(shards=False),
     "fate-no-eviction": FateConfig(eviction=False),
-    "fate-no-occupancy": FateConfig(occupancy=False),
     "fate-greedy": FateConfig(use_solver=False),
 }

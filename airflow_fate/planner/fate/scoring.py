@@ -16,9 +16,6 @@ For stage s on GPU group G (k GPUs of node n) at time t, with look-ahead ``L`` (
 - **eviction debit**: for each model that loading s.model onto G evicts (LRU until it
   fits), the extra waits and cold loads its look-ahead demand pays once that copy is gone
   (`supply`).
-- **occupancy debit**: GPU-seconds held beyond the stage's cheapest warm layout (wide
-  shard groups, cold loads), times ``rho / (1 - rho)`` with rho the fraction of GPUs
-  busy: under load every extra GPU-second is one that queued stages wait.
 - **reachability debit**: for each look-ahead stage u that needs a shard group of
   ``k_u >= 2`` GPUs: if G breaks an idle aligned block of ``k_u`` GPUs on a node that
   fits u and the idle blocks left are fewer than such stages, u is delayed by about
@@ -44,10 +41,7 @@ from airflow_fate.planner.fate.lookahead import Lookahead
 from airflow_fate.planner.fate.supply import MAX_DEMAND, Copy, Need, demand_cost
 from airflow_fate.state.cluster_state import Snapshot
 
-MAX_PRESSURE = 10.0
-"""Cap of the GPU-second price (reached at 91% of GPUs busy)."""
-
-TERMS = ("residency", "locality", "prefix", "eviction", "reachability", "occupancy")
+TERMS = ("residency", "locality", "prefix", "eviction", "reachability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +50,7 @@ class Scored:
 
     gpus: tuple[int, ...]
     cost: StageCost
-    terms: tuple[float, float, float, float, float, float]
+    terms: tuple[float, float, float, float, float]
     score: float
 
     @property
@@ -87,11 +81,7 @@ class Scorer:
         for _, _, k_u in look.large:
             self._large_demand[k_u] = self._large_demand.get(k_u, 0) + 1
         self._large_uids = {u for u, _, _ in look.large}
-        self._gpu_s_cache: dict[tuple[object, ...], float] = {}
-        busy = sum(1 for st in snap.gpus if st.running is not None or st.pending)
-        busy_frac = busy / len(snap.gpus) if snap.gpus else 0.0
-        # Queueing delay grows like rho / (1 - rho): price a GPU-second the same way.
-        self._pressure = min(MAX_PRESSURE, busy_frac / max(1e-9, 1.0 - busy_frac))
+
         self._idle_blocks: dict[int, list[tuple[int, ...]]] = {}
 
     # -- helpers ---------------------------------------------------------------------
@@ -298,39 +288,6 @@ class Scorer:
             self._large_cache[node] = hit
         return hit
 
-    def occupancy(self, s: StageInfo, gpus: tuple[int, ...], run_s: float) -> float:
-        """GPU-seconds beyond the stage's cheapest warm layout, priced by how busy GPUs are.
-
-        A wider shard group or a cold load finishes this stage sooner or later but holds
-        GPUs that other stages are queueing for; under load every extra GPU-second is a
-        second someone else waits. Price = rho / (1 - rho), rho the fraction of GPUs running
-        or holding a queue (the M/M/1 growth of waiting with load), capped.
-        """
-        extra = len(gpus) * run_s - self.cheapest_gpu_seconds(s)
-        return self._pressure * extra if extra > 0 else 0.0
-
-    def cheapest_gpu_seconds(self, stage: StageInfo) -> float:
-        key = (
-            stage.model,
-            stage.input_tokens,
-            stage.output_tokens,
-            stage.prefix_tokens,
-            stage.min_shards,
-            stage.max_shards,
-        )
-        hit = self._gpu_s_cache.get(key)
-        if hit is None:
-            hit = min(
-                (
-                    k * self.cost.warm_time(stage, n, k)
-                    for n in range(len(self.snap.cluster.nodes))
-                    for k in self.cost.degrees(stage, n, self.cfg.max_shards)
-                ),
-                default=0.0,
-            )
-            self._gpu_s_cache[key] = hit
-        return hit
-
     def _idle_blocks_of(self, k: int) -> list[tuple[int, ...]]:
         hit = self._idle_blocks.get(k)
         if hit is None:
@@ -352,15 +309,14 @@ class Scorer:
         """Score ``gpus`` for ``s`` given its estimate there (`CostModel.estimate`)."""
         cfg = self.cfg
         if not self.future:
-            return Scored(gpus, est, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), est.total)
+            return Scored(gpus, est, (0.0, 0.0, 0.0, 0.0, 0.0), est.total)
         terms = (
             self.residency(s, gpus, est.total) if cfg.residency else 0.0,
             self.locality(s, gpus) if cfg.locality else 0.0,
             self.prefix(s, gpus) if cfg.prefix else 0.0,
             self.eviction(s, gpus) if cfg.eviction else 0.0,
             self.reachability(s, gpus, est.run) if cfg.reachability else 0.0,
-            self.occupancy(s, gpus, est.run) if cfg.occupancy else 0.0,
         )
         credits = terms[0] + terms[1] + terms[2]
-        debits = terms[3] + terms[4] + terms[5]
+        debits = terms[3] + terms[4]
         return Scored(gpus, est, terms, est.total - cfg.alpha * credits + cfg.beta * debits)
