@@ -15,6 +15,7 @@ from airflow_fate import __version__
 from airflow_fate.cli import (
     bench,
     bench_planner,
+    demo,
     policies,
     run,
     schema,
@@ -23,7 +24,7 @@ from airflow_fate.cli import (
 )
 from airflow_fate.errors import InputError
 
-COMMANDS = [simulate, policies, schema, workload, run, bench, bench_planner]
+COMMANDS = [simulate, policies, schema, workload, run, bench, bench_planner, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,10 +7,11 @@ children as ids, effective shard bounds, bytes) into frozen slotted dataclasses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airflow_fate.domain.models import ModelCatalog
-from airflow_fate.domain.workload import Workload
+from airflow_fate.domain.workload import WorkflowSpec, Workload
 
 MB = 1_000_000
 
@@ -59,9 +60,19 @@ class WorkloadGraph:
 
     @classmethod
     def from_workload(cls, workload: Workload, catalog: ModelCatalog) -> WorkloadGraph:
-        stages: list[StageInfo] = []
-        workflows: list[WorkflowInfo] = []
-        for w, wf in enumerate(workload.workflows):
+        return cls(stages=(), workflows=()).extend(workload.workflows, catalog)
+
+    def extend(self, workflows: Sequence[WorkflowSpec], catalog: ModelCatalog) -> WorkloadGraph:
+        """This graph with ``workflows`` appended (new uids and indices follow the old ones).
+
+        For callers that learn workflows one at a time (the Airflow executor adds a DAG run
+        when its first task is queued). Existing stages keep their uids, so state and
+        planner caches keyed by uid or workflow index stay valid.
+        """
+        stages = list(self.stages)
+        out = list(self.workflows)
+        for wf in workflows:
+            w = len(out)
             base = len(stages)
             local = {s.id: base + i for i, s in enumerate(wf.stages)}
             children: dict[int, list[int]] = {uid: [] for uid in local.values()}
@@ -89,7 +100,7 @@ class WorkloadGraph:
                         max_shards=s.max_shards or model.max_shards,
                     )
                 )
-            workflows.append(
+            out.append(
                 WorkflowInfo(
                     index=w,
                     id=wf.id,
@@ -98,7 +109,7 @@ class WorkloadGraph:
                     stages=tuple(range(base, len(stages))),
                 )
             )
-        return cls(stages=tuple(stages), workflows=tuple(workflows))
+        return WorkloadGraph(stages=tuple(stages), workflows=tuple(out))
 
     def topological_order(self, workflow: int) -> list[int]:
         """Stage uids of one workflow, parents before children (Kahn, file order on ties)."""

@@ -9,7 +9,8 @@ stages `decide` and `startable` hand back.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
@@ -48,16 +49,23 @@ class Dispatcher:
     def arrive(self, workflow: int, now: float) -> None:
         self.state.apply(WorkflowArrived(workflow, now))
 
-    def decide(self, now: float) -> Plan | None:
+    def decide(self, now: float, eligible: Collection[int] | None = None) -> Plan | None:
         """Plan the ready frontier (if any) and reserve the accepted assignments.
 
-        Returns the plan (None when nothing was ready). Raises `SimulationError` when the
-        policy returns something no correct policy may (a bug, never a user error).
+        ``eligible`` narrows the frontier to those stages: the Airflow executor passes the
+        stages whose tasks Airflow has queued, since a stage whose fate parents are done
+        may still wait on a CPU task or a trigger rule. Returns the plan (None when
+        nothing was ready). Raises `SimulationError` when the policy returns something no
+        correct policy may (a bug, never a user error).
         """
         self.state.now = max(self.state.now, now)
-        if not self.state.ready:
+        ready = self.state.ready
+        frontier = ready if eligible is None else ready.intersection(eligible)
+        if not frontier:
             return None
         snap = self.state.snapshot()
+        if eligible is not None:
+            snap = replace(snap, frontier=tuple(sorted(frontier)))
         t0 = time.perf_counter()
         plan = self.policy.plan(snap, self.cost)
         self.log.plan_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -65,7 +73,7 @@ class Dispatcher:
             self.log.fallbacks += 1
         for a in plan.assignments:
             snap = self.state.snapshot()
-            self._validate(a, snap)
+            self._validate(a, snap, frontier)
             est = self.cost.estimate(self.state.graph.stages[a.stage], a.gpus, snap)
             assert est is not None  # _validate checked the fit
             self.state.apply(StageAssigned(a.stage, a.gpus, now, est.run))
@@ -89,10 +97,10 @@ class Dispatcher:
         assert gpus is not None
         return gpus
 
-    def _validate(self, a: Assignment, snap: Snapshot) -> None:
+    def _validate(self, a: Assignment, snap: Snapshot, frontier: frozenset[int]) -> None:
         stage = self.state.graph.stages[a.stage]
         who = f"policy {self.policy.name!r} placed {stage_label(stage)}"
-        if a.stage not in self.state.ready:
+        if a.stage not in self.state.ready or a.stage not in frontier:
             raise SimulationError(f"{who} but it is not ready (or already placed)")
         if not a.gpus or len(set(a.gpus)) != len(a.gpus):
             raise SimulationError(f"{who} on an empty or repeated GPU set {a.gpus}")

@@ -1,0 +1,519 @@
+"""`FateExecutor`: Airflow's executor interface over the FATE planner.
+
+Queued task instances become the planning frontier instead of launching FIFO. Each
+heartbeat (`sync`): launcher events go into the planner's `ClusterState` (a finished
+try's outcome is read from the database, not from its exit code); queued tasks with
+``executor_config["fate"]`` are offered to the `FrontierPlanner`, whose DAG runs come
+with their unqueued stages from the serialized DAG (the look-ahead); the configured
+policy places what it wants to place; those tasks launch on the chosen GPUs and their
+placement (with its "why here") is stored in ``fate_placement``. A task the planner
+defers stays queued; its workload token is re-minted when it finally launches (tokens
+live ``[scheduler] task_queued_timeout``). Tasks without stage metadata run on CPU slots.
+
+Everything heavy is built in `start`: ``__init__`` must stay cheap, because the API
+server instantiates executors just to read task logs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.executors.base_executor import BaseExecutor
+from airflow.executors.workloads import ExecuteTask
+from sqlalchemy.exc import SQLAlchemyError
+
+from airflow_fate.executor import airflow_db
+from airflow_fate.executor.frontier import Placement
+from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
+from airflow_fate.executor.local_launcher import LocalTaskLauncher
+from airflow_fate.executor.restore import Restorer, residency_rows
+from airflow_fate.executor.settings import load_settings
+from airflow_fate.executor.store import LAUNCHED, PlacementRow, utcnow
+from airflow_fate.launch.kubernetes.types import (
+    EventKind,
+    LaunchEvent,
+    LaunchRequest,
+    TaskKey,
+    airflow_task_command,
+)
+from airflow_fate.operators.metadata import MetadataError, StageMetadata, read_metadata
+
+if TYPE_CHECKING:
+    from airflow.executors.workloads import ExecutorWorkload
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    from airflow_fate.executor.runtime import FateRuntime
+
+CPU_POLICY = "cpu-slot"
+"""The ``policy`` of ``fate_placement`` rows of tasks without stage metadata."""
+
+RECONCILE_EVERY_S = 10.0
+"""How often placements nobody tracks are closed from the database's task states."""
+
+FINISHED_OK = {"success", "skipped", "deferred", "up_for_reschedule"}
+"""Database states after which the process's end is reported as a success."""
+
+
+@dataclass
+class _Queued:
+    """A queued workload the executor has looked at."""
+
+    workload: ExecuteTask
+    kind: str  # "stage" | "cpu"
+    metadata: StageMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Launched:
+    """A launched try: monotonic launch time, wall-clock start, and where it runs."""
+
+    at: float
+    start: datetime
+    where: str
+
+
+def task_key(ti_key: TaskInstanceKey) -> TaskKey:
+    return TaskKey(
+        ti_key.dag_id, ti_key.task_id, ti_key.run_id, ti_key.try_number, ti_key.map_index
+    )
+
+
+class FateExecutor(BaseExecutor):
+    """Places LLM stages with FATE; see the module docstring."""
+
+    supports_ad_hoc_ti_run: bool = True
+    serve_logs: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rt: FateRuntime | None = None
+        self._queued: dict[TaskKey, _Queued] = {}
+        self._cpu_queue: deque[TaskKey] = deque()
+        self._ti_keys: dict[TaskKey, TaskInstanceKey] = {}
+        self._launch: dict[TaskKey, _Launched] = {}
+        self._restorer: Restorer | None = None
+        self._t0 = time.monotonic()
+        self._next_reconcile = 0.0
+        self._warned_token = False
+        self.overhead_s = 0.0
+        self.launched = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        from airflow.configuration import AIRFLOW_HOME
+
+        from airflow_fate.executor.runtime import build_runtime  # OR-Tools, engines: here
+
+        settings = load_settings(lambda s, k: self.conf.get(s, k, fallback=None))
+        url = self.conf.get("database", "sql_alchemy_conn") or ""
+        rt = build_runtime(settings, url, Path(AIRFLOW_HOME))
+        rt.store.ensure_schema()
+        rt.launcher.start()
+        self._rt = rt
+        self._t0 = time.monotonic()
+        self._restorer = Restorer(rt, self._layout)
+        live = rt.launcher.live_devices() if isinstance(rt.launcher, LocalTaskLauncher) else set()
+        restored = self._restorer.residency(live)
+        closed = self._restorer.close_finished_rows()
+        self.log.info(
+            "FATE executor started: policy %s, %d GPUs on %d nodes, launcher %s, run dir %s; "
+            "restored %d resident models on live devices %s, closed %d finished placements",
+            rt.planner.policy_name,
+            len(rt.cluster.gpus),
+            len(rt.cluster.nodes),
+            settings.launcher,
+            rt.run_dir,
+            restored,
+            sorted(live),
+            closed,
+        )
+
+    def end(self) -> None:
+        """Stop: leave running tasks for the next scheduler, or let them end and stop them.
+
+        With ``detach_on_end`` (the default) running tasks and device workers keep going
+        and the next scheduler adopts them. Otherwise running tasks get ``end_wait_s`` to
+        finish (their outcomes are recorded) before every process is stopped.
+        """
+        rt = self._rt
+        if rt is None:
+            return
+        self.sync()
+        if rt.settings.detach_on_end:
+            self.log.info("FATE executor: leaving %d running tasks for adoption", len(self._launch))
+            if isinstance(rt.launcher, LocalTaskLauncher):
+                rt.launcher.close(detach=True)
+            else:  # pods keep running; the next scheduler adopts them
+                rt.launcher.close()
+            rt.cpu.detach_all()
+        else:
+            deadline = time.monotonic() + rt.settings.end_wait_s
+            while self._launch and time.monotonic() < deadline:
+                time.sleep(0.2)
+                self._collect()
+            self.terminate()
+        self._write_metrics()
+        rt.store.engine.dispose()
+        rt.airflow_engine.dispose()
+
+    def terminate(self) -> None:
+        rt = self._rt
+        if rt is None:
+            return
+        if not isinstance(rt.launcher, LocalTaskLauncher):
+            for key in list(self._launch):
+                rt.launcher.cancel(key)
+        rt.launcher.close()
+        rt.cpu.stop_all()
+
+    # -- Airflow's interface ---------------------------------------------------------
+
+    def _process_workloads(self, workloads: Sequence[ExecutorWorkload]) -> None:
+        t0 = time.perf_counter()
+        for w in workloads:
+            if isinstance(w, ExecuteTask):
+                self._register(w)
+        self.overhead_s += time.perf_counter() - t0
+
+    def sync(self) -> None:
+        rt = self._rt
+        if rt is None:
+            return
+        t0 = time.perf_counter()
+        for w in list(self.queued_tasks.values()):
+            self._register(w)
+        self._collect()
+        now = self._now()
+        if now >= self._next_reconcile and self._restorer is not None:
+            self._next_reconcile = now + RECONCILE_EVERY_S
+            self._restorer.close_finished_rows(tracked=self._launch)
+        try:
+            placements = rt.planner.decide(now)
+        except Exception:
+            self.log.exception("FATE planner failed; queued stages stay queued")
+            placements = []
+        for p in placements:
+            self._launch_stage(p)
+        self._launch_cpu()
+        self.overhead_s += time.perf_counter() - t0
+
+    def _collect(self) -> None:
+        """Launcher events and CPU task exits since the last call, into the planner."""
+        rt = self._rt
+        assert rt is not None
+        for event in rt.launcher.poll(0.0):
+            self._on_event(event)
+        for ended in rt.cpu.poll():
+            self._ended(ended.key, ended.code)
+
+    def revoke_task(self, *, ti: TaskInstance) -> None:
+        key = task_key(ti.key)
+        self.queued_tasks.pop(ti.key, None)
+        self._queued.pop(key, None)
+        self._ti_keys.pop(key, None)  # no event for a revoked task
+        if key in self._cpu_queue:
+            self._cpu_queue.remove(key)
+        rt = self._rt
+        if rt is not None:
+            rt.planner.withdraw(key)
+            if key in self._launch:
+                rt.launcher.cancel(key)
+                rt.cpu.stop(key)
+        self.running.discard(ti.key)
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        rt, restorer = self._rt, self._restorer
+        if rt is None or restorer is None:
+            return tis
+        keys = {task_key(ti.key): ti for ti in tis}
+        adopted = restorer.adopt(list(keys), self._now())
+        for key, (placement, start) in adopted.items():
+            ti = keys[key]
+            self.running.add(ti.key)
+            self._ti_keys[key] = ti.key
+            age = (utcnow() - start).total_seconds()
+            self._launch[key] = _Launched(time.monotonic() - age, start, placement)
+        self.log.info("FATE executor adopted %d of %d task instances", len(adopted), len(tis))
+        return [ti for key, ti in keys.items() if key not in adopted]
+
+    # -- queued tasks ----------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _register(self, w: ExecuteTask) -> None:
+        key = task_key(w.ti.key)
+        if key in self._queued or key in self._launch:
+            return
+        rt = self._rt
+        assert rt is not None
+        self._ti_keys[key] = w.ti.key
+        try:
+            metadata = read_metadata(w.ti.executor_config)
+        except MetadataError as exc:
+            self._reject(w, str(exc))
+            return
+        if metadata is None:
+            self._queued[key] = _Queued(w, "cpu")
+            self._cpu_queue.append(key)
+            return
+        layout = self._layout(key.dag_id, key.run_id)
+        problem = layout.rejected.get(key.task_id) or stage_problem(
+            metadata, rt.catalog, rt.cluster
+        )
+        if problem is not None:
+            self._reject(w, problem)
+            return
+        self._queued[key] = _Queued(w, "stage", metadata)
+        rt.planner.offer(key, metadata, self._now())
+
+    def _layout(self, dag_id: str, run_id: str) -> RunLayout:
+        """The run's layout, loading it (and replaying its stored placements) once."""
+        rt, restorer = self._rt, self._restorer
+        assert rt is not None and restorer is not None
+        if not rt.planner.has_run(dag_id, run_id):
+            tasks = (
+                airflow_db.dag_run_tasks(rt.airflow_engine, restorer.dag_bag, dag_id, run_id) or []
+            )
+            layout = build_layout(tasks, rt.catalog, rt.cluster)
+            rt.planner.add_run(dag_id, run_id, layout, self._now())
+            restorer.replay_run(dag_id, run_id, self._now())
+        return rt.planner.layout(dag_id, run_id)
+
+    def _reject(self, w: ExecuteTask, reason: str) -> None:
+        """Fail a task whose stage cannot be planned, saying why in its log."""
+        ti = w.ti
+        message = (
+            f"FATE cannot run task {ti.dag_id}.{ti.task_id} (run {ti.run_id}, try "
+            f"{ti.try_number}): {reason}"
+        )
+        self.log.error(message)
+        folder = self.conf.get("logging", "base_log_folder") or ""
+        try:
+            airflow_db.append_task_log(folder, w.log_path, message)
+        except OSError as exc:
+            self.log.warning("cannot write the task log of %s: %s", ti.key, exc)
+        self.queued_tasks.pop(ti.key, None)
+        self.log_task_event(event="fate rejected", extra=message, ti_key=ti.key)
+        self.fail(ti.key, info=message)
+
+    # -- launching -------------------------------------------------------------------
+
+    def _fresh(self, w: ExecuteTask) -> ExecuteTask:
+        """The workload with a token minted now (a deferred task's may be near expiry)."""
+        try:
+            token = ExecuteTask.generate_token(str(w.ti.id), self.jwt_generator)
+        except Exception as exc:  # no signing key here: keep the scheduler's token
+            if not self._warned_token:
+                self._warned_token = True
+                self.log.warning("cannot re-mint workload tokens, using the queued ones: %s", exc)
+            return w
+        return w.model_copy(update={"token": token}) if token else w
+
+    def _take(self, key: TaskKey) -> ExecuteTask:
+        queued = self._queued.pop(key)
+        ti_key = self._ti_keys[key]
+        self.queued_tasks.pop(ti_key, None)
+        self.running.add(ti_key)
+        return self._fresh(queued.workload)
+
+    def _launch_stage(self, p: Placement) -> None:
+        rt = self._rt
+        assert rt is not None
+        if p.key not in self._queued:  # revoked after it was placed
+            rt.planner.finish(p.key, self._now(), 0.0)
+            return
+        t0 = time.perf_counter()
+        w = self._take(p.key)
+        placement = rt.placement(p.gpus)
+        start = utcnow()
+        stage = rt.planner.state.graph.stages[p.uid]
+        record = p.record
+        self._write(
+            rt.store.record_launch,
+            PlacementRow(
+                key=p.key,
+                policy=rt.planner.policy_name,
+                node=p.node,
+                gpus=p.local_gpus,
+                model=stage.model,
+                predicted=p.predicted.as_dict(),
+                state=LAUNCHED,
+                pid=None,
+                start=start,
+                end=None,
+                run_s=None,
+                measured=None,
+                score=record.score if record else None,
+                future_terms=dict(record.future_terms) if record else None,
+                runner_up=_local(rt, record.runner_up) if record and record.runner_up else None,
+                runner_up_score=record.runner_up_score if record else None,
+                launcher=rt.settings.launcher,
+            ),
+        )
+        where = f"{p.node}:{','.join(map(str, p.local_gpus))}"
+        self._launch[p.key] = _Launched(time.monotonic(), start, where)
+        try:
+            rt.launcher.launch(
+                LaunchRequest(
+                    key=p.key,
+                    command=airflow_task_command(w.model_dump_json()),
+                    placement=placement,
+                )
+            )
+        except Exception as exc:
+            self.log.exception("launching %s failed", p.key)
+            self._ended(p.key, None, f"launch failed: {exc}")
+            return
+        if self._restorer is not None:
+            self._restorer.touch(p.node, p.local_gpus, stage.model)
+        self._save_residency(p.node_index)
+        self.launched += 1
+        self.log.info(
+            "FATE placed %s on %s GPUs %s (predicted %.2f s) in %.1f ms",
+            p.key,
+            p.node,
+            list(p.local_gpus),
+            p.predicted.run,
+            (time.perf_counter() - t0) * 1000,
+        )
+
+    def _launch_cpu(self) -> None:
+        rt = self._rt
+        assert rt is not None
+        while self._cpu_queue and len(rt.cpu) < rt.settings.cpu_slots:
+            key = self._cpu_queue.popleft()
+            if key not in self._queued:
+                continue
+            w = self._take(key)
+            start = utcnow()
+            self._write(
+                rt.store.record_launch,
+                PlacementRow(
+                    key=key,
+                    policy=CPU_POLICY,
+                    node="cpu",
+                    gpus=(),
+                    model="",
+                    predicted={},
+                    state=LAUNCHED,
+                    pid=None,
+                    start=start,
+                    end=None,
+                    run_s=None,
+                    measured=None,
+                    launcher="local",
+                ),
+            )
+            env = dict(os.environ)
+            env["CUDA_VISIBLE_DEVICES"] = ""
+            argv = list(airflow_task_command(w.model_dump_json()))
+            argv[0] = _python()
+            pid = rt.cpu.spawn(key, argv, env)
+            self._launch[key] = _Launched(time.monotonic(), start, "cpu")
+            self._write(rt.store.record_pid, key, pid)
+            self.running_state(self._ti_keys[key], f"fate:cpu:pid-{pid}")
+            self.launched += 1
+
+    # -- outcomes --------------------------------------------------------------------
+
+    def _on_event(self, event: LaunchEvent) -> None:
+        rt = self._rt
+        assert rt is not None
+        ti_key = self._ti_keys.get(event.key)
+        if event.kind in (EventKind.RUNNING, EventKind.ADOPTED):
+            launched = self._launch.get(event.key)
+            where = launched.where if launched is not None else "?"
+            if event.pod_name.startswith("pid-"):
+                pid = int(event.pod_name.removeprefix("pid-"))
+                self._write(rt.store.record_pid, event.key, pid)
+            if ti_key is not None:
+                self.running_state(ti_key, f"fate:{where}:{event.pod_name}")
+        elif event.kind in (EventKind.SUCCEEDED, EventKind.FAILED):
+            self._ended(event.key, 0 if event.kind is EventKind.SUCCEEDED else 1, event.reason)
+        elif event.kind is EventKind.RELEASED:
+            self._launch.pop(event.key, None)
+            rt.planner.finish(event.key, self._now(), 0.0)
+
+    def _ended(self, key: TaskKey, code: int | None, reason: str = "") -> None:
+        """A launched try's process is gone: record its outcome from the database."""
+        rt = self._rt
+        assert rt is not None
+        launched = self._launch.pop(key, None)
+        if launched is None:
+            return
+        run_s = time.monotonic() - launched.at
+        outcome = airflow_db.read_outcome(rt.airflow_engine, key)
+        state = outcome.state or "lost"
+        freed = rt.planner.finish(key, self._now(), run_s)
+        end = outcome.end or utcnow()
+        self._write(rt.store.record_end, key, state, end, run_s, outcome.measured)
+        if freed:
+            self._save_residency(rt.cluster.gpus[freed[0]].node)
+        self._write_metrics()
+        ti_key = self._ti_keys.pop(key, None)
+        if ti_key is None:
+            return
+        if state in FINISHED_OK or state in ("failed", "up_for_retry"):
+            self.success(ti_key) if state in FINISHED_OK else self.fail(ti_key)
+        else:
+            why = reason or f"the task process exited (code {code}) without reporting a state"
+            self.fail(ti_key, info=f"{why}; database state: {outcome.state}")
+
+    def _save_residency(self, node: int) -> None:
+        rt = self._rt
+        assert rt is not None
+        if self._restorer is not None:
+            rows = residency_rows(rt, node, self._restorer.last_used)
+            self._write(rt.store.replace_residency, rt.cluster.nodes[node].name, rows)
+
+    def _write(self, write: Callable[..., None], *args: Any) -> None:
+        """A store write that must not stop the scheduler when the database hiccups.
+
+        A lost row is recovered: open rows are closed from the task states later.
+        """
+        try:
+            write(*args)
+        except SQLAlchemyError as exc:
+            self.log.error("FATE store write %s failed: %s", write.__name__, exc)
+
+    def _write_metrics(self) -> None:
+        rt = self._rt
+        if rt is None:
+            return
+        import json
+
+        plan_ms = rt.planner.dispatch.log.plan_ms
+        doc = {
+            "tasks_launched": self.launched,
+            "overhead_ms_total": round(self.overhead_s * 1000, 3),
+            "overhead_ms_per_task": round(self.overhead_s * 1000 / max(self.launched, 1), 3),
+            "plan_calls": len(plan_ms),
+            "plan_ms_total": round(sum(plan_ms), 3),
+            "plan_ms_max": round(max(plan_ms, default=0.0), 3),
+            "fallbacks": rt.planner.dispatch.log.fallbacks,
+        }
+        rt.run_dir.mkdir(parents=True, exist_ok=True)
+        (rt.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+
+
+def _local(rt: FateRuntime, gpus: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(rt.cluster.gpus[g].local for g in gpus)
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+__all__ = ["FateExecutor", "task_key"]

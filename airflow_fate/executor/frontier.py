@@ -1,0 +1,330 @@
+"""`FrontierPlanner`: Airflow task instances in, placements out, through the shared spine.
+
+The executor's decision logic without Airflow: it owns the `ClusterState` and drives the
+same `Dispatcher`, `CostModel` and policy as the simulator (ADR 0001). What it adds is
+the mapping between Airflow's world and the planner's:
+
+- a DAG run becomes a workflow when the executor first meets it (`add_run`), with every
+  stage of the run, so the look-ahead sees stages Airflow has not queued yet;
+- a queued task is *offered*; only offered stages form the frontier (`Dispatcher.decide`
+  with ``eligible``), because a stage whose stage-parents are done may still wait on a
+  CPU task or a trigger rule;
+- a task Airflow queues again after its stage ran (a retry, a reschedule), a mapped task,
+  or a task whose stage-parents will never run (a skipped branch) is planned as a
+  *detached* one-stage workflow, since the state runs each stage once;
+- a placed stage is launched when it heads its GPUs' queues (`startable`); one whose
+  task was withdrawn meanwhile passes through the state with zero time.
+
+Time is seconds on the executor's monotonic clock; the store keeps wall-clock times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_fate.cost.estimator import CostModel
+from airflow_fate.domain.cluster import Cluster
+from airflow_fate.domain.graph import WorkloadGraph
+from airflow_fate.domain.models import ModelCatalog
+from airflow_fate.domain.plan import DecisionRecord, StageCost
+from airflow_fate.domain.workload import WorkflowSpec
+from airflow_fate.engine.dispatch import Dispatcher
+from airflow_fate.executor.layout import RunLayout
+from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.operators.metadata import StageMetadata
+from airflow_fate.planner.policy import Policy
+from airflow_fate.state.cluster_state import (
+    ClusterState,
+    StageAssigned,
+    StageStarted,
+)
+
+StageRef = tuple[str, str, str, int]
+"""A task of a DAG run across its tries: ``(dag_id, run_id, task_id, map_index)``."""
+
+
+def stage_ref(key: TaskKey) -> StageRef:
+    return (key.dag_id, key.run_id, key.task_id, key.map_index)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A stage to launch now: where, and what the planner predicted.
+
+    Attributes:
+        key: the Airflow task-instance try.
+        uid: the stage's id in the planner's graph.
+        node: node name; ``node_index`` its index in the cluster.
+        gpus: global GPU indices; ``local_gpus`` the same GPUs' indices on the node.
+        predicted: the cost model's breakdown at start (wait 0).
+        record: the policy's "why here" (score, future terms, runner-up), if it gave one.
+    """
+
+    key: TaskKey
+    uid: int
+    node: str
+    node_index: int
+    gpus: tuple[int, ...]
+    local_gpus: tuple[int, ...]
+    predicted: StageCost
+    record: DecisionRecord | None
+
+
+class FrontierPlanner:
+    """Plans queued Airflow tasks with a policy over one `ClusterState`."""
+
+    def __init__(
+        self, cluster: Cluster, catalog: ModelCatalog, policy: Policy, cost: CostModel
+    ) -> None:
+        self.cluster = cluster
+        self.catalog = catalog
+        self.state = ClusterState(cluster, catalog, WorkloadGraph(stages=(), workflows=()))
+        self.dispatch = Dispatcher(self.state, cost, policy)
+        self._runs: dict[tuple[str, str], RunLayout] = {}
+        self._uids: dict[StageRef, int] = {}
+        self._offered: dict[int, TaskKey] = {}
+        self._metadata: dict[int, StageMetadata] = {}
+        self._reserved: dict[int, TaskKey] = {}
+        self._running: dict[TaskKey, int] = {}
+        self._doomed: set[int] = set()
+        self._detached = 0
+        self._dirty = False
+        self._wake_at: float | None = None
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def policy_name(self) -> str:
+        return self.dispatch.policy.name
+
+    def has_run(self, dag_id: str, run_id: str) -> bool:
+        return (dag_id, run_id) in self._runs
+
+    def layout(self, dag_id: str, run_id: str) -> RunLayout:
+        """The layout a run was added with (empty for an unknown run)."""
+        return self._runs.get((dag_id, run_id)) or RunLayout()
+
+    def rejection(self, key: TaskKey) -> str | None:
+        """Why this task's stage cannot be planned (from its run's layout), or None."""
+        layout = self._runs.get((key.dag_id, key.run_id))
+        return None if layout is None else layout.rejected.get(key.task_id)
+
+    def is_offered(self, key: TaskKey) -> bool:
+        return key in self._offered.values() or key in self._reserved.values()
+
+    def running_uid(self, key: TaskKey) -> int | None:
+        return self._running.get(key)
+
+    def pending(self) -> int:
+        """Offered or reserved tasks not launched yet."""
+        return len(self._offered) + len(self._reserved)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def add_run(self, dag_id: str, run_id: str, layout: RunLayout, now: float) -> None:
+        """Make a DAG run's stages known (all of them: the look-ahead needs the future)."""
+        if (dag_id, run_id) in self._runs:
+            return
+        self._runs[(dag_id, run_id)] = layout
+        if not layout.stages:
+            return
+        wf = layout.workflow(f"{dag_id}/{run_id}", dag_id, now)
+        index = self._append(wf, now)
+        for uid in self.state.graph.workflows[index].stages:
+            task_id = self.state.graph.stages[uid].stage_id
+            self._uids[(dag_id, run_id, task_id, -1)] = uid
+        self._dirty = True
+
+    def _append(self, wf: WorkflowSpec, now: float) -> int:
+        self.state.extend_graph(self.state.graph.extend([wf], self.catalog))
+        index = len(self.state.graph.workflows) - 1
+        self.dispatch.arrive(index, now)
+        return index
+
+    def _detach(self, key: TaskKey, metadata: StageMetadata, now: float) -> int:
+        """A one-stage workflow for a task the run's workflow cannot host (see module doc)."""
+        self._detached += 1
+        mapped = f"[{key.map_index}]" if key.map_index >= 0 else ""
+        wf = WorkflowSpec(
+            id=f"{key.dag_id}/{key.run_id}/{key.task_id}{mapped}#{self._detached}",
+            template=key.dag_id,
+            arrival_s=now,
+            stages=[metadata.stage_spec(key.task_id, [])],
+        )
+        index = self._append(wf, now)
+        uid = self.state.graph.workflows[index].stages[0]
+        self._uids[stage_ref(key)] = uid
+        return uid
+
+    # -- tasks -----------------------------------------------------------------------
+
+    def offer(self, key: TaskKey, metadata: StageMetadata, now: float) -> None:
+        """Airflow queued ``key``: plan it from now on (idempotent)."""
+        if self.is_offered(key) or key in self._running:
+            return
+        uid = self._uids.get(stage_ref(key))
+        fresh = (
+            uid is not None
+            and self.state.placement_of(uid) is None
+            and uid not in self._offered
+            and self._same_stage(uid, metadata)
+        )
+        if uid is None or not fresh:
+            uid = self._detach(key, metadata, now)
+        self._offered[uid] = key
+        self._metadata[uid] = metadata
+        self._dirty = True
+
+    def _same_stage(self, uid: int, metadata: StageMetadata) -> bool:
+        s = self.state.graph.stages[uid]
+        return s.model == metadata.model and s.input_tokens == metadata.input_tokens
+
+    def withdraw(self, key: TaskKey) -> None:
+        """Airflow took ``key`` back before it started (revoked or stuck in queued)."""
+        for uid, k in list(self._offered.items()):
+            if k == key:
+                del self._offered[uid]
+                self._metadata.pop(uid, None)
+        for uid, k in list(self._reserved.items()):
+            if k == key:
+                self._doomed.add(uid)
+        self._dirty = True
+
+    def decide(self, now: float) -> list[Placement]:
+        """Plan the offered frontier when something changed; the stages to launch now."""
+        self.state.now = max(self.state.now, now)
+        if self._wake_at is not None and now >= self._wake_at:
+            self._wake_at = None
+            self._dirty = True
+        if self._dirty:
+            self._dirty = False
+            self._rehome_blocked(now)
+            eligible = [u for u in self._offered if u in self.state.ready]
+            plan = self.dispatch.decide(now, eligible) if eligible else None
+            if plan is not None:
+                for a in plan.assignments:
+                    self._reserved[a.stage] = self._offered.pop(a.stage)
+                    self._metadata.pop(a.stage, None)
+                if plan.wake_at is not None and plan.wake_at > now:
+                    self._wake_at = plan.wake_at
+        return self._start_heads(now)
+
+    def _rehome_blocked(self, now: float) -> None:
+        """Detach offered stages waiting on a stage-parent that will never run here."""
+        stages = self.state.graph.stages
+        waiting = set(self._offered) | set(self._reserved)
+        for uid, key in list(self._offered.items()):
+            if uid in self.state.ready:
+                continue
+            if any(
+                self.state.placement_of(p) is None and p not in waiting for p in stages[uid].parents
+            ):
+                metadata = self._metadata.pop(uid)
+                del self._offered[uid]
+                new = self._detach(key, metadata, now)
+                self._offered[new] = key
+                self._metadata[new] = metadata
+
+    def _start_heads(self, now: float) -> list[Placement]:
+        out: list[Placement] = []
+        every = list(range(len(self.cluster.gpus)))
+        while heads := self.dispatch.startable(every):
+            for uid in heads:
+                key = self._reserved.pop(uid)
+                if uid in self._doomed:
+                    self._doomed.discard(uid)
+                    self.dispatch.started(uid, now)
+                    self.dispatch.finished(uid, now, 0.0)
+                    continue
+                out.append(self._start(uid, key, now))
+        return out
+
+    def _start(self, uid: int, key: TaskKey, now: float) -> Placement:
+        stage = self.state.graph.stages[uid]
+        gpus = self.state.placement_of(uid)
+        assert gpus is not None
+        predicted = self.dispatch.cost.run_cost(stage, gpus, self.state.snapshot())
+        record = self.dispatch.records.pop(uid, None)
+        self.dispatch.started(uid, now)
+        self._running[key] = uid
+        return self._placement(key, uid, gpus, predicted, record)
+
+    def _placement(
+        self,
+        key: TaskKey,
+        uid: int,
+        gpus: tuple[int, ...],
+        predicted: StageCost,
+        record: DecisionRecord | None,
+    ) -> Placement:
+        refs = [self.cluster.gpus[g] for g in gpus]
+        node = refs[0].node
+        return Placement(
+            key=key,
+            uid=uid,
+            node=self.cluster.nodes[node].name,
+            node_index=node,
+            gpus=gpus,
+            local_gpus=tuple(r.local for r in refs),
+            predicted=predicted,
+            record=record,
+        )
+
+    def finish(self, key: TaskKey, now: float, run_s: float) -> tuple[int, ...] | None:
+        """A launched stage ended (either way); its GPUs, now free (None if unknown)."""
+        uid = self._running.pop(key, None)
+        if uid is None:
+            return None
+        self._dirty = True
+        return self.dispatch.finished(uid, now, run_s)
+
+    # -- restoring a previous scheduler's state --------------------------------------
+
+    def preload(self, model: str, gpus: tuple[int, ...]) -> None:
+        """Mark ``model`` resident on ``gpus`` (a device that kept it across restarts)."""
+        if model in self.catalog.models:
+            self.state.preload(model, gpus)
+
+    def replay(self, key: TaskKey, gpus: tuple[int, ...], now: float, run_s: float) -> bool:
+        """Record that ``key``'s stage already ran on ``gpus`` (its output lives there).
+
+        Only stages of known runs whose stage-parents are done can be replayed; call in
+        the order the stages started. Returns whether it was recorded.
+        """
+        uid = self._uids.get(stage_ref(key))
+        if uid is None or uid not in self.state.ready or not self._idle(gpus):
+            return False
+        self._occupy(uid, gpus, now)
+        self.dispatch.finished(uid, now, run_s)
+        return True
+
+    def adopt(
+        self, key: TaskKey, metadata: StageMetadata, gpus: tuple[int, ...], now: float
+    ) -> Placement | None:
+        """Take over a stage a previous scheduler launched and that still runs on ``gpus``."""
+        if key in self._running or not self._idle(gpus):
+            return None
+        uid = self._uids.get(stage_ref(key))
+        if uid is None or uid not in self.state.ready:
+            uid = self._detach(key, metadata, now)
+        stage = self.state.graph.stages[uid]
+        predicted = self.dispatch.cost.run_cost(stage, gpus, self.state.snapshot())
+        self._occupy(uid, gpus, now)
+        self._running[key] = uid
+        return self._placement(key, uid, gpus, predicted, None)
+
+    def _idle(self, gpus: tuple[int, ...]) -> bool:
+        return (
+            all(
+                0 <= g < len(self.cluster.gpus)
+                and self.state.gpu(g).running is None
+                and not self.state.gpu(g).pending
+                for g in gpus
+            )
+            and len({self.cluster.gpus[g].node for g in gpus}) == 1
+        )
+
+    def _occupy(self, uid: int, gpus: tuple[int, ...], now: float) -> None:
+        est = self.dispatch.cost.run_cost(self.state.graph.stages[uid], gpus, self.state.snapshot())
+        self.state.apply(StageAssigned(uid, gpus, now, est.run))
+        self.state.apply(StageStarted(uid, now))

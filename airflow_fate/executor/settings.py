@@ -1,0 +1,106 @@
+"""`FateSettings`: the ``[fate]`` section of ``airflow.cfg`` (env ``AIRFLOW__FATE__*``).
+
+Read once, in `FateExecutor.start`, and passed down; nothing below reads configuration
+itself. Example::
+
+    [core]
+    executor = airflow_fate.executor.FateExecutor
+
+    [fate]
+    policy = fate
+    cluster = /etc/fate/cluster.yaml
+    models = /etc/fate/models.yaml
+    inventory = /etc/fate/inventory.yaml     # local launcher: cluster GPU -> device
+    launcher = local                         # or kubernetes
+    planner_time_limit_s = 0.5
+    horizon = 2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from airflow_fate.domain.loaders import format_loc
+from airflow_fate.errors import InputError
+
+SECTION = "fate"
+
+
+class FateSettings(BaseModel):
+    """Executor settings.
+
+    Attributes:
+        policy: planner policy name (`airflow-fate policies`).
+        seed: seed of randomised policies and CP-SAT.
+        cluster: ``cluster.yaml``, the planner's view of the GPUs.
+        models: ``models.yaml``, the model catalog (rates, sizes, files).
+        inventory: local launcher: ``inventory.yaml`` binding cluster GPUs to this
+            machine's devices (default: ``nvidia-smi``, else virtual CPU devices).
+        launcher: ``local`` (processes and device workers on this machine) or
+            ``kubernetes`` (stage pods pinned to the planned node and GPUs).
+        kubernetes_settings: kubernetes launcher: ``launcher.yaml``.
+        kubernetes_devices: kubernetes launcher: ``devices.yaml`` (GPU UUIDs per node).
+        planner_time_limit_s: CP-SAT time limit per decision (FATE policies).
+        horizon: look-ahead depth in DAG hops (FATE policies).
+        run_dir: local launcher: worker sockets, pid files and logs
+            (default ``$AIRFLOW_HOME/fate``).
+        cpu_slots: tasks without stage metadata that may run at once.
+        stage_timeout_s: how long a stage may run on its device.
+        worker_idle_s: a device worker with no stage for this long exits.
+        detach_on_end: when the scheduler stops, leave running tasks and device workers
+            for the next scheduler to adopt (False: stop them).
+        end_wait_s: without ``detach_on_end``, how long running tasks get to finish
+            when the scheduler stops before they are stopped.
+        store_conn: SQLAlchemy URL of the ``fate_*`` tables (default: the Airflow
+            metadata database).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: str = "fate"
+    seed: int = 0
+    cluster: Path
+    models: Path
+    inventory: Path | None = None
+    launcher: Literal["local", "kubernetes"] = "local"
+    kubernetes_settings: Path | None = None
+    kubernetes_devices: Path | None = None
+    planner_time_limit_s: float | None = Field(default=None, gt=0)
+    horizon: int | None = Field(default=None, ge=0)
+    run_dir: Path | None = None
+    cpu_slots: int = Field(default=4, ge=1)
+    stage_timeout_s: float = Field(default=600.0, gt=0)
+    worker_idle_s: float = Field(default=3600.0, gt=0)
+    detach_on_end: bool = True
+    end_wait_s: float = Field(default=30.0, ge=0)
+    store_conn: str | None = None
+
+
+Getter = Callable[[str, str], str | None]
+"""Reads one option (section, key) -> value or None (Airflow's ``conf.get`` with fallback)."""
+
+
+def load_settings(get: Getter) -> FateSettings:
+    """Read ``[fate]`` through ``get``; errors name the option and the reason.
+
+    Raises:
+        InputError: ``[fate] <option>: <reason>`` for a missing or invalid option.
+    """
+    values: dict[str, str] = {}
+    for name in FateSettings.model_fields:
+        value = get(SECTION, name)
+        if value is not None and value.strip() != "":
+            values[name] = value.strip()
+    try:
+        return FateSettings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = format_loc(first["loc"])
+        reason = first["msg"]
+        if first["type"] == "missing":
+            reason = f"required (set [fate] {where} or AIRFLOW__FATE__{where.upper()})"
+        raise InputError("[fate]", where, reason) from None

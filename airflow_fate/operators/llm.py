@@ -1,0 +1,296 @@
+"""Operators for DAG authors: LLM generation, embedding and reranking stages.
+
+Each operator describes its stage to the planner by filling ``executor_config["fate"]``
+(`StageMetadata`: model, token estimates, shared prefix, shard bounds, output size) when
+the DAG is parsed, and at run time executes the stage through the device runtime on the
+devices the executor chose (`operators.placement`), pushing the outputs as its return
+value and the measured breakdown as the ``fate_measured`` XCom.
+
+Prompts, texts, queries and documents are Jinja templates, so upstream outputs come in
+with ``{{ ti.xcom_pull(task_ids="retrieve") }}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_fate.domain.workload import PrefixSpec
+from airflow_fate.operators.metadata import FATE_KEY, StageMetadata
+from airflow_fate.operators.stage import (
+    MEASURED_XCOM_KEY,
+    RETRYABLE,
+    estimate_tokens,
+    measured,
+    run_task,
+)
+from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.protocol import EmbedTask, GenerateTask, RerankTask, StageResult, Task
+
+DEFAULT_CONTEXT_TOKENS = 64
+"""Tokens assumed for templated upstream text when estimating a prompt's size."""
+
+
+class _FateStageOperator(BaseOperator):
+    """Common part: stage metadata in ``executor_config``, run through the runtime."""
+
+    ui_color = "#d9ecf2"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        output_mb: float | None,
+        prefix: PrefixSpec | None = None,
+        min_shards: int | None = None,
+        max_shards: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        metadata = StageMetadata(
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            output_mb=output_mb if output_mb is not None else _default_output_mb(output_tokens),
+            prefix=prefix,
+            min_shards=min_shards,
+            max_shards=max_shards,
+        )
+        config = dict(kwargs.pop("executor_config", None) or {})
+        config[FATE_KEY] = metadata.as_executor_config()[FATE_KEY]
+        super().__init__(executor_config=config, **kwargs)
+        self.model = model
+        self.metadata = metadata
+
+    def _run(self, context: Context, task: Task) -> StageResult:
+        ti = context["ti"]
+        index = ti.map_index if ti.map_index is not None else -1
+        mapped = f"[{index}]" if index >= 0 else ""
+        key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}{mapped}/try{ti.try_number}"
+        try:
+            result = run_task(
+                key,
+                self.model,
+                task,
+                self.metadata.input_tokens + self.metadata.output_tokens,
+                os.environ,
+                conf.get("fate", "models", fallback=None) or None,
+            )
+        except StageError as exc:
+            text = f"stage {self.task_id} ({self.model}) failed [{exc.reason}]: {exc.message}"
+            if exc.reason in RETRYABLE:
+                raise AirflowException(text) from None
+            raise AirflowFailException(text) from None
+        summary = measured(result, os.environ)
+        self.log.info(
+            "stage %s on %s %s: load %.2f s (warm=%s), prefill %.2f s (prefix warm=%s), "
+            "decode %.2f s",
+            self.task_id,
+            summary["node"] or "this process",
+            ",".join(summary["devices"]),
+            summary["load_s"],
+            summary["model_warm"],
+            summary["prefill_s"],
+            summary["prefix_warm"],
+            summary["decode_s"],
+        )
+        ti.xcom_push(key=MEASURED_XCOM_KEY, value=summary)
+        return result
+
+
+class LLMStageOperator(_FateStageOperator):
+    """Generate text with a causal LM for one prompt or a batch sharing a system prompt.
+
+    Args:
+        model: catalog model name.
+        prompt: user prompt template (one prompt).
+        prompts: user prompt templates (a batch); give this or ``prompt``.
+        system_prompt: shared system prompt; its KV is reused when ``system_prefix_id``
+            is set and a stage with the same model and id ran on the same device.
+        system_prefix_id: stable id of ``system_prompt`` (e.g. ``"rag-system-v1"``).
+        max_new_tokens: tokens to generate per prompt.
+        input_tokens: estimate of the stage's prompt tokens (default: from the templates
+            plus ``context_tokens`` per prompt for templated upstream text).
+        context_tokens: tokens assumed per prompt for rendered upstream outputs.
+        output_mb: estimate of the output size handed to children.
+        min_shards / max_shards: bounds on the GPUs the stage may span.
+        temperature: 0 for greedy decoding.
+    """
+
+    template_fields: Sequence[str] = ("prompt", "prompts", "system_prompt")
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        prompts: list[str] | None = None,
+        system_prompt: str | None = None,
+        system_prefix_id: str | None = None,
+        max_new_tokens: int = 32,
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        min_shards: int | None = None,
+        max_shards: int | None = None,
+        temperature: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        if (prompt is None) == (prompts is None):
+            raise ValueError("give exactly one of prompt= or prompts=")
+        batch = [prompt] if prompt is not None else list(prompts or [])
+        if not batch:
+            raise ValueError("prompts= must not be empty")
+        if system_prefix_id is not None and not system_prompt:
+            raise ValueError("system_prefix_id= needs system_prompt=")
+        system_tokens = estimate_tokens(system_prompt) if system_prompt else 0
+        estimate = system_tokens * len(batch) + sum(
+            estimate_tokens(p) + context_tokens for p in batch
+        )
+        prefix = (
+            PrefixSpec(id=system_prefix_id, tokens=system_tokens)
+            if system_prefix_id is not None
+            else None
+        )
+        super().__init__(
+            model=model,
+            input_tokens=input_tokens if input_tokens is not None else estimate,
+            output_tokens=max_new_tokens * len(batch),
+            output_mb=output_mb,
+            prefix=prefix,
+            min_shards=min_shards,
+            max_shards=max_shards,
+            **kwargs,
+        )
+        self.prompt = prompt
+        self.prompts = prompts
+        self.system_prompt = system_prompt
+        self.system_prefix_id = system_prefix_id
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+
+    def execute(self, context: Context) -> str | list[str]:
+        batch = [self.prompt] if self.prompt is not None else list(self.prompts or [])
+        task = GenerateTask(
+            prompts=[str(p) for p in batch],
+            system=self.system_prompt,
+            prefix_id=self.system_prefix_id,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+        )
+        texts = self._run(context, task).texts or []
+        return texts[0] if self.prompt is not None and texts else texts
+
+
+class EmbeddingOperator(_FateStageOperator):
+    """Embed texts (mean-pooled, L2-normalised); returns one vector per text.
+
+    Args:
+        model: catalog model name of an encoder.
+        texts: text templates, or one template whose rendering is split into lines.
+        input_tokens: estimate of all texts' tokens (default: from the templates).
+        decimals: vectors are rounded to this many decimals to keep XComs small.
+    """
+
+    template_fields: Sequence[str] = ("texts",)
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        texts: list[str] | str,
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        decimals: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        estimate = sum(estimate_tokens(t) + context_tokens for t in items) or 1
+        super().__init__(
+            model=model,
+            input_tokens=input_tokens if input_tokens is not None else estimate,
+            output_tokens=0,
+            output_mb=output_mb if output_mb is not None else 0.002 * len(items),
+            **kwargs,
+        )
+        self.texts = texts
+        self.decimals = decimals
+
+    def execute(self, context: Context) -> list[list[float]]:
+        texts = _lines(self.texts)
+        if not texts:
+            raise AirflowFailException(f"stage {self.task_id}: no text to embed")
+        vectors = self._run(context, EmbedTask(texts=texts)).embeddings or []
+        return [[round(x, self.decimals) for x in v] for v in vectors]
+
+
+class RerankOperator(_FateStageOperator):
+    """Score documents against a query; returns the ``top_k`` best documents, best first.
+
+    Args:
+        model: catalog model name (a bi-encoder scores by cosine, a cross-encoder by logit).
+        query: query template.
+        documents: document templates, or one template whose rendering is split into lines.
+        top_k: how many documents to return.
+    """
+
+    template_fields: Sequence[str] = ("query", "documents")
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        query: str,
+        documents: list[str] | str,
+        top_k: int = 3,
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        items = [documents] if isinstance(documents, str) else list(documents)
+        estimate = estimate_tokens(query) + sum(estimate_tokens(d) + context_tokens for d in items)
+        super().__init__(
+            model=model,
+            input_tokens=input_tokens if input_tokens is not None else estimate,
+            output_tokens=0,
+            output_mb=output_mb,
+            **kwargs,
+        )
+        self.query = query
+        self.documents = documents
+        self.top_k = top_k
+
+    def execute(self, context: Context) -> list[str]:
+        documents = _lines(self.documents)
+        if not documents:
+            raise AirflowFailException(f"stage {self.task_id}: no documents to rerank")
+        result = self._run(context, RerankTask(query=str(self.query), documents=documents))
+        scores = result.scores or []
+        ranked = sorted(zip(scores, documents, strict=True), key=lambda p: -p[0])
+        context["ti"].xcom_push(key="scores", value=[round(s, 5) for s, _ in ranked])
+        return [doc for _, doc in ranked[: self.top_k]]
+
+
+def _lines(value: list[str] | str | Any) -> list[str]:
+    """Rendered template(s) as a list of non-empty texts (a string splits on lines)."""
+    if isinstance(value, str):
+        items = value.splitlines()
+    elif isinstance(value, list | tuple):
+        items = [
+            line for v in value for line in (v.splitlines() if isinstance(v, str) else [str(v)])
+        ]
+    else:
+        items = [str(value)]
+    return [i.strip() for i in items if i.strip()]
+
+
+def _default_output_mb(output_tokens: int) -> float:
+    """About four bytes a generated token, at least a kilobyte."""
+    return max(output_tokens * 4 / 1e6, 0.001)

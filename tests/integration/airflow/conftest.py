@@ -1,0 +1,107 @@
+"""Real Airflow (API server + scheduler with FateExecutor) on SQLite or PostgreSQL.
+
+Each test gets its own AIRFLOW_HOME under ``tmp_path``; every process is stopped and the
+home removed afterwards, and the test fails if any process started under it survives.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
+from airflow_fate.executor.store import PlacementRow
+
+RUN_TIMEOUT_S = 420.0
+
+
+def leftover_processes(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (a home directory)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmd and state != "Z":
+            found.append(f"{proc.name}: {cmd[:200]}")
+    return found
+
+
+@contextmanager
+def airflow_environment(home: Path, **kw: Any) -> Iterator[AirflowEnvironment]:
+    """An environment whose processes and files are gone after the block."""
+    env = AirflowEnvironment(home, **kw)
+    try:
+        yield env
+    finally:
+        env.stop()
+        left = leftover_processes(str(env.home))
+        shutil.rmtree(env.home, ignore_errors=True)
+        assert not left, f"processes left behind: {left}"
+
+
+def start(env: AirflowEnvironment) -> None:
+    """Migrate, start the API server and the scheduler, serialise the DAGs."""
+    env.migrate()
+    env.start_api_server()
+    env.start_scheduler()
+    env.reserialize()
+    env.wait_api()
+
+
+def assert_every_task_placed(
+    env: AirflowEnvironment, runs: list[DagRunState], placements: list[PlacementRow]
+) -> None:
+    tasks = env.task_states(runs)
+    placed = {(p.key.dag_id, p.key.run_id, p.key.task_id) for p in placements}
+    missing = sorted(set(tasks) - placed)
+    assert not missing, f"tasks without a fate_placement row: {missing}"
+    for p in placements:
+        assert p.end is not None and p.run_s is not None, f"open placement {p.key}"
+
+
+def busy_until(p: PlacementRow) -> Any:
+    """When the executor saw the try's process end (the planner's view of the GPU)."""
+    return p.start + timedelta(seconds=p.run_s or 0.0)
+
+
+def check_children_follow_parents(
+    placements: list[PlacementRow], upstream: Mapping[str, Mapping[str, list[str]]]
+) -> int:
+    """A child stage with its parent's model ran on its parent's GPUs when they were free.
+
+    "Free": no other try occupied those GPUs when the child started. Returns how many
+    (parent, child) pairs the rule applied to.
+    """
+    stages = [p for p in placements if p.gpus]
+    by_task = {(p.key.dag_id, p.key.run_id, p.key.task_id): p for p in stages}
+    checked = 0
+    for child in stages:
+        for parent_id in upstream[child.key.dag_id][child.key.task_id]:
+            parent = by_task.get((child.key.dag_id, child.key.run_id, parent_id))
+            if parent is None or parent.model != child.model or parent.node != child.node:
+                continue
+            others = [
+                o
+                for o in stages
+                if o is not child
+                and o.node == parent.node
+                and set(o.gpus) & set(parent.gpus)
+                and o.start <= child.start < busy_until(o)
+            ]
+            if others:
+                continue
+            checked += 1
+            assert child.gpus == parent.gpus, (
+                f"{child.key.task_id} ({child.model}) ran on {child.gpus} although its parent "
+                f"{parent_id} ran on {parent.gpus}, free at {child.start}"
+            )
+    return checked

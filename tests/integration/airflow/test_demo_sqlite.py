@@ -1,0 +1,70 @@
+"""``airflow-fate demo`` end to end on SQLite, with the real small models.
+
+The README's main job: every example DAG run succeeds (read from the database), every
+task has a ``fate_placement`` row, and stages follow their same-model parents to free
+GPUs; the JSON result has the documented shape and no process survives the command.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
+from tests.integration.airflow.conftest import (
+    assert_every_task_placed,
+    check_children_follow_parents,
+    leftover_processes,
+)
+
+pytestmark = pytest.mark.slow
+
+DEMO_TIMEOUT_S = 900
+DEMO = [sys.executable, "-m", "airflow_fate", "demo"]
+
+
+def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = tmp_path / "demo.json"
+    try:
+        done = subprocess.run(
+            [*DEMO, "--json", str(out), "--home", str(home), "--keep", "--timeout", "600"],
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_S,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert not leftover_processes(str(home.resolve()))
+        doc = json.loads(out.read_text())
+        assert {r["state"] for r in doc["dag_runs"]} == {"success"}
+        assert len(doc["dag_runs"]) == 3
+        for p in doc["placements"]:
+            assert set(p) == {"dag_id", "task_id", "node", "gpus", "policy", "start", "end"}
+        assert "placements (fate_placement)" in done.stdout
+
+        env = AirflowEnvironment(home)  # the kept home: read its database
+        runs = [DagRunState(r["dag_id"], r["run_id"], None) for r in doc["dag_runs"]]
+        assert {s.state for s in env.run_states(runs)} == {"success"}
+        placements = env.placements()
+        assert_every_task_placed(env, runs, placements)
+        assert {p.policy for p in placements if p.gpus} == {"fate"}
+        assert all(p.measured for p in placements if p.gpus), "stages report measured times"
+        assert env.engine.dialect.name == "sqlite"
+        upstream = _upstream(home)
+        assert check_children_follow_parents(placements, upstream) >= 1
+        env.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _upstream(home: Path) -> dict[str, dict[str, list[str]]]:
+    """The example DAGs' edges, read from the serialized DAGs the demo stored."""
+    env = AirflowEnvironment(home)
+    doc = env.upstream(["fate_rag_judge", "fate_map_reduce_summary", "fate_multi_agent_review"])
+    return {k: dict(v) for k, v in doc.items()}

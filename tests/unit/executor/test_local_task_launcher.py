@@ -1,0 +1,84 @@
+"""`LocalTaskLauncher`: a stage's task process gets its placement; workers per device set."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from airflow_fate.executor.local_launcher import LocalTaskLauncher
+from airflow_fate.executor.processes import pid_alive
+from airflow_fate.launch.kubernetes.types import EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.runtime.binding import DeviceBinding
+from tests.conftest import make_cluster
+from tests.unit.executor.conftest import key
+
+SHOW_ENV = (
+    "import json, os; print(json.dumps({k: v for k, v in os.environ.items() "
+    "if k.startswith('FATE_') or k == 'CUDA_VISIBLE_DEVICES'}))"
+)
+
+
+def _launcher(run_dir: Path) -> LocalTaskLauncher:
+    cluster = make_cluster([("local", "big", 2)])
+    bindings = [
+        DeviceBinding(ids=[f"cpu{i}"], platform="cpu", memory_bytes=1 << 30, prefix_bytes=0)
+        for i in range(2)
+    ]
+    return LocalTaskLauncher(cluster, bindings, run_dir, models_path="/m.yaml", worker_idle_s=30)
+
+
+def _until_done(launcher: LocalTaskLauncher, timeout_s: float = 60.0) -> list[EventKind]:
+    kinds: list[EventKind] = []
+    deadline = time.monotonic() + timeout_s
+    while EventKind.SUCCEEDED not in kinds and time.monotonic() < deadline:
+        kinds += [e.kind for e in launcher.poll(0.2)]
+    return kinds
+
+
+def test_task_process_gets_the_placement_and_worker(tmp_path: Path) -> None:
+    launcher = _launcher(tmp_path)
+    try:
+        request = LaunchRequest(key("t"), ("python", "-c", SHOW_ENV), GpuPlacement("local", (1,)))
+        launcher.launch(request)
+        assert _until_done(launcher) == [EventKind.RUNNING, EventKind.SUCCEEDED]
+        log = next((tmp_path / "tasks").glob("t-*.log")).read_text()
+        env = json.loads(log.strip().splitlines()[-1])
+        assert env["FATE_NODE"] == "local" and env["FATE_GPU_INDICES"] == "1"
+        assert env["FATE_DEVICE_IDS"] == "cpu1" and env["FATE_MODELS"] == "/m.yaml"
+        assert env["FATE_WORKER_SOCKET"] == str(tmp_path / "w1.sock")
+        assert env["CUDA_VISIBLE_DEVICES"] == ""
+        assert launcher.live_devices() == {1}
+    finally:
+        launcher.close()
+    assert not list(tmp_path.glob("w*.pid"))
+
+
+def test_a_shard_group_gets_its_own_worker(tmp_path: Path) -> None:
+    launcher = _launcher(tmp_path)
+    try:
+        launcher.start()
+        singles = [int((tmp_path / f"w{i}.pid").read_text()) for i in range(2)]
+        request = LaunchRequest(key("g"), ("python", "-c", "pass"), GpuPlacement("local", (0, 1)))
+        launcher.launch(request)
+        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
+        assert sorted(p.name for p in tmp_path.glob("w*.pid")) == ["w0-1.pid"]
+        assert not any(pid_alive(p) for p in singles)
+        assert launcher.live_devices() == {0, 1}
+    finally:
+        launcher.close()
+
+
+def test_a_new_launcher_reuses_live_workers(tmp_path: Path) -> None:
+    first = _launcher(tmp_path)
+    first.start()
+    pids = {p.name: p.read_text() for p in tmp_path.glob("w*.pid")}
+    first.close(detach=True)
+    second = _launcher(tmp_path)
+    try:
+        second.start()
+        assert {p.name: p.read_text() for p in tmp_path.glob("w*.pid")} == pids
+        assert second.live_devices() == {0, 1}
+    finally:
+        second.close()
+    assert not any(pid_alive(int(p)) for p in pids.values())
