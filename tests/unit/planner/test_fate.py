@@ -234,9 +234,9 @@ def test_reachability_switch() -> None:
     flips(snap, "reachability", "reachability", (0,), (2,))
 
 
-def test_locality_switch() -> None:
-    """The child's model only fits node 1, so s's large output should be made there."""
-    cluster = Cluster.model_validate(
+def wide_and_big_cluster() -> Cluster:
+    """Two one-GPU nodes of equal speed: 40 GiB (n0) and 80 GiB (n1)."""
+    return Cluster.model_validate(
         {
             "gpu_types": {
                 "wide": {"memory_gib": 40, "relative_speed": 1.0},
@@ -266,6 +266,11 @@ def test_locality_switch() -> None:
             ],
         }
     )
+
+
+def test_locality_switch() -> None:
+    """The child's model only fits node 1, so s's large output should be made there."""
+    cluster = wide_and_big_cluster()
     catalog = make_catalog(
         large={
             "weights_gib": 60.0,
@@ -281,36 +286,7 @@ def test_locality_switch() -> None:
 
 def test_prefix_switch() -> None:
     """A sibling sharing the prefix fits only node 1 (long context): warm it there."""
-    cluster = Cluster.model_validate(
-        {
-            "gpu_types": {
-                "wide": {"memory_gib": 40, "relative_speed": 1.0},
-                "big": {"memory_gib": 80, "relative_speed": 1.0},
-            },
-            "interconnect": {
-                "host_to_gpu_gbps": 25,
-                "nvlink_gbps": 300,
-                "local_disk_gbps": 3,
-                "remote_store_gbps": 1.25,
-            },
-            "nodes": [
-                {
-                    "name": "n0",
-                    "gpu_type": "wide",
-                    "gpu_count": 1,
-                    "host_cache_gib": 64,
-                    "network_gbps": 12.5,
-                },
-                {
-                    "name": "n1",
-                    "gpu_type": "big",
-                    "gpu_count": 1,
-                    "host_cache_gib": 64,
-                    "network_gbps": 12.5,
-                },
-            ],
-        }
-    )
+    cluster = wide_and_big_cluster()
     catalog = make_catalog()
     pre = {"id": "sys", "tokens": 2000}
     wl = make_workload(
