@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from airflow_fate.cli.common import add_input_args, check_policy
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.cli.simulate import print_summary, write_json
 from airflow_fate.cost.correction import CorrectionStore
@@ -26,7 +27,7 @@ from airflow_fate.engine.live import LiveEngine, LiveOutcome
 from airflow_fate.errors import InputError
 from airflow_fate.launch.inventory import bind, discover, load_inventory
 from airflow_fate.launch.local import LocalLauncher
-from airflow_fate.planner.registry import make_policy, policy_names
+from airflow_fate.planner.registry import make_policy
 from airflow_fate.runtime.errors import StageError
 from airflow_fate.runtime.protocol import ModelSource
 from airflow_fate.runtime.registry import resolve_model
@@ -42,12 +43,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "run", help="run a workload for real on local devices", description=__doc__
     )
-    p.add_argument("--cluster", required=True, type=Path, help="cluster.yaml")
-    p.add_argument("--models", required=True, type=Path, help="models.yaml")
-    p.add_argument("--workload", required=True, type=Path, help="workload.json")
-    p.add_argument(
-        "--policy", default="greedy-eft", help="policy name (see `airflow-fate policies`)"
-    )
+    add_input_args(p)
     p.add_argument(
         "--inventory",
         type=Path,
@@ -74,10 +70,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.policy not in policy_names():
-        raise InputError(
-            "--policy", "", f"unknown policy {args.policy!r} (known: {', '.join(policy_names())})"
-        )
+    check_policy(args.policy)
     for flag, value in (
         ("--stage-timeout", args.stage_timeout),
         ("--run-timeout", args.run_timeout),

@@ -9,11 +9,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from airflow_fate.cli.common import add_input_args, check_policy
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
 from airflow_fate.errors import InputError
-from airflow_fate.planner.registry import make_policy, policy_names
+from airflow_fate.planner.registry import make_policy
 from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
 
@@ -22,12 +23,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "simulate", help="simulate a policy on a workload", description=__doc__
     )
-    p.add_argument("--cluster", required=True, type=Path, help="cluster.yaml")
-    p.add_argument("--models", required=True, type=Path, help="models.yaml")
-    p.add_argument("--workload", required=True, type=Path, help="workload.json")
-    p.add_argument(
-        "--policy", default="greedy-eft", help="policy name (see `airflow-fate policies`)"
-    )
+    add_input_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of runtime noise and random policies")
     p.add_argument(
         "--noise", type=float, default=0.15, help="lognormal sigma of actual/estimate (0 = exact)"
@@ -50,10 +46,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.noise < 0:
         raise InputError("--noise", "", f"must be >= 0, got {args.noise}")
-    if args.policy not in policy_names():
-        raise InputError(
-            "--policy", "", f"unknown policy {args.policy!r} (known: {', '.join(policy_names())})"
-        )
+    check_policy(args.policy)
     inputs = load_inputs(args.cluster, args.models, args.workload)
     policy = make_policy(args.policy, args.seed)
     cost = None
