@@ -68,7 +68,9 @@ class PodSettings(_Frozen):
         default=True,
         description="device-plugin mode: wrap the command so the stage logs its GPU UUIDs",
     )
-    pod_template_file: Path | None = None
+    pod_template_file: Path | None = Field(
+        default=None, description="a pod template; a relative path is relative to launcher.yaml"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -143,7 +145,14 @@ def load_settings(path: str | Path) -> LauncherSettings:
     if data is None:
         data = {}
     try:
-        return LauncherSettings.model_validate(data)
+        settings = LauncherSettings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(source, format_loc(first["loc"]), first["msg"]) from None
+    template = settings.pod.pod_template_file
+    if template is not None and not template.is_absolute():
+        # Relative to launcher.yaml, so the pair works wherever it is mounted (the
+        # ConfigMap in k8s/, a compose bind mount, a local checkout).
+        pod = settings.pod.model_copy(update={"pod_template_file": p.parent / template})
+        settings = settings.model_copy(update={"pod": pod})
+    return settings

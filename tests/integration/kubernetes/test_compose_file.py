@@ -158,3 +158,51 @@ def test_docker_compose_config(profile: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     assert set(rendered["services"]) >= SERVICES - {"airflow-scheduler", "airflow-scheduler-gpu"}
+
+
+REPO = COMPOSE.parent
+
+
+def _host_path(container_path: Path, volumes: list[str]) -> Path:
+    """The repository file a bind mount of the service shows at ``container_path``."""
+    for volume in volumes:
+        source, target = volume.split(":")[:2]
+        if container_path.is_relative_to(target):
+            return (REPO / source / container_path.relative_to(target)).resolve()
+    raise AssertionError(f"{container_path} is not under any bind mount of the service")
+
+
+@pytest.mark.parametrize("name", ["airflow-scheduler", "airflow-scheduler-gpu"])
+def test_fate_options_are_real_and_their_files_are_mounted(
+    compose: dict[str, Any], name: str
+) -> None:
+    """Every ``AIRFLOW__FATE__*`` key is a ``[fate]`` option the executor reads, the set
+    validates as `FateSettings`, and each file it names is mounted and loads."""
+    from airflow_fate.domain.loaders import load_cluster, load_models
+    from airflow_fate.executor.settings import FateSettings, load_settings
+    from airflow_fate.launch.kubernetes.inventory import parse_devices
+    from airflow_fate.launch.kubernetes.podspec import load_pod_template
+    from airflow_fate.launch.kubernetes.settings import load_settings as load_launcher
+
+    service = interpolate(compose["services"][name], {})
+    prefix = "AIRFLOW__FATE__"
+    options = {
+        key.removeprefix(prefix).lower(): str(value)
+        for key, value in service["environment"].items()
+        if key.startswith(prefix)
+    }
+    assert set(options) <= set(FateSettings.model_fields), set(options) - set(
+        FateSettings.model_fields
+    )
+    settings = load_settings(lambda section, key: options.get(key) if section == "fate" else None)
+    volumes = service["volumes"]
+    assert load_cluster(_host_path(settings.cluster, volumes)).gpus
+    assert load_models(_host_path(settings.models, volumes)).models
+    if settings.launcher == "kubernetes":
+        assert settings.kubernetes_settings is not None
+        assert settings.kubernetes_devices is not None
+        launcher = load_launcher(_host_path(settings.kubernetes_settings, volumes))
+        assert launcher.pod.pod_template_file is not None
+        assert load_pod_template(launcher.pod.pod_template_file)
+        devices = _host_path(settings.kubernetes_devices, volumes)
+        assert parse_devices(devices.read_text(), str(devices)).nodes

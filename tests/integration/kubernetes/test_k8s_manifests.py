@@ -17,7 +17,7 @@ import yaml
 
 from airflow_fate.launch.kubernetes.inventory import DiscoveryDefaults, parse_devices
 from airflow_fate.launch.kubernetes.podspec import build_pod, load_pod_template
-from airflow_fate.launch.kubernetes.settings import GpuMode, LauncherSettings
+from airflow_fate.launch.kubernetes.settings import GpuMode, load_settings
 from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchRequest, TaskKey
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,10 +68,12 @@ def test_configmaps_load_with_the_launchers_own_loaders(
 ) -> None:
     docs = rendered[overlay]
     launcher = _find(docs, "ConfigMap", "airflow-fate-launcher")["data"]
-    settings = LauncherSettings.model_validate(yaml.safe_load(launcher["launcher.yaml"]))
-    template_path = tmp_path / "pod-template.yaml"
-    template_path.write_text(launcher["pod-template.yaml"])
-    template = load_pod_template(template_path)
+    # As mounted: both keys in one directory; the template path is relative to launcher.yaml.
+    for key in ("launcher.yaml", "pod-template.yaml"):
+        (tmp_path / key).write_text(launcher[key])
+    settings = load_settings(tmp_path / "launcher.yaml")
+    assert settings.pod.pod_template_file == tmp_path / "pod-template.yaml"
+    template = load_pod_template(settings.pod.pod_template_file)
     inventory = _find(docs, "ConfigMap", "airflow-fate-inventory")["data"]
     devices = parse_devices(inventory["devices.yaml"], "devices.yaml")
     DiscoveryDefaults.model_validate(yaml.safe_load(inventory["cluster.yaml"]))

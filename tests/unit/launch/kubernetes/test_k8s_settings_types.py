@@ -31,6 +31,15 @@ def test_settings_file_round_trip(tmp_path: Path) -> None:
     assert settings.retry.max_delay_s == 5
 
 
+def test_relative_pod_template_is_relative_to_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "launcher.yaml"
+    path.write_text("pod: {pod_template_file: pod-template.yaml}\n")
+    assert load_settings(path).pod.pod_template_file == tmp_path / "conf" / "pod-template.yaml"
+    path.write_text("pod: {pod_template_file: /etc/fate/template.yaml}\n")
+    assert load_settings(path).pod.pod_template_file == Path("/etc/fate/template.yaml")
+
+
 def test_empty_settings_file_means_defaults(tmp_path: Path) -> None:
     path = tmp_path / "launcher.yaml"
     path.write_text("")
