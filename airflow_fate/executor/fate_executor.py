@@ -33,7 +33,7 @@ from airflow_fate.executor import airflow_db
 from airflow_fate.executor.frontier import Placement
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
 from airflow_fate.executor.local_launcher import LocalTaskLauncher
-from airflow_fate.executor.restore import Restorer, residency_rows
+from airflow_fate.executor.restore import Restorer, prefix_rows, residency_rows
 from airflow_fate.executor.settings import load_settings
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, utcnow
 from airflow_fate.launch.kubernetes.types import (
@@ -473,8 +473,10 @@ class FateExecutor(BaseExecutor):
         rt = self._rt
         assert rt is not None
         if self._restorer is not None:
+            name = rt.cluster.nodes[node].name
             rows = residency_rows(rt, node, self._restorer.last_used)
-            self._write(rt.store.replace_residency, rt.cluster.nodes[node].name, rows)
+            self._write(rt.store.replace_residency, name, rows)
+            self._write(rt.store.replace_prefix_kv, name, prefix_rows(rt, node))
 
     def _write(self, write: Callable[..., None], *args: Any) -> None:
         """A store write that must not stop the scheduler when the database hiccups.

@@ -20,7 +20,7 @@ from airflow.models.dagbag import DBDagBag
 from airflow_fate.executor import airflow_db
 from airflow_fate.executor.layout import RunLayout
 from airflow_fate.executor.processes import TaskProcesses
-from airflow_fate.executor.store import PlacementRow, ResidencyRow, utcnow
+from airflow_fate.executor.store import PlacementRow, PrefixRow, ResidencyRow, utcnow
 from airflow_fate.launch.kubernetes.types import TaskKey
 from airflow_fate.operators.metadata import StageMetadata
 
@@ -162,3 +162,14 @@ def residency_rows(
             ResidencyRow(name, -1, model, "host", (), last_used.get((name, -1, model), now))
         )
     return rows
+
+
+def prefix_rows(rt: FateRuntime, node: int) -> list[PrefixRow]:
+    """The prefix-KV entries ``node``'s GPUs hold now, per the planner's state (for the UI)."""
+    name = rt.cluster.nodes[node].name
+    now = utcnow()
+    return [
+        PrefixRow(name, rt.cluster.gpus[g].local, model, prefix_id, gib, rank, now)
+        for g in rt.cluster.node_gpus[node]
+        for rank, ((model, prefix_id), gib) in enumerate(rt.planner.state.gpu(g).prefix_kv)
+    ]

@@ -5,6 +5,10 @@
 ended, its final state and the measured breakdown the stage reported. ``fate_residency``
 keeps what each GPU holds (model, shard group, tier, last use) as the executor's
 `ClusterState` sees it. A restarted scheduler rebuilds its state from both.
+``fate_prefix_kv`` keeps the prefix-KV entries each GPU holds in that same view (model,
+prefix id, size, LRU rank); only the UI reads it (a restarted device worker has lost its
+KV, so restoring it would be wrong). Adding it did not change the schema version: the
+table is additive and created by ``ensure_schema`` like the others.
 
 The plugin creates and versions its own tables (``fate_schema``: one row with the schema
 version) instead of joining Airflow's alembic history, so installing or removing the
@@ -90,6 +94,18 @@ fate_residency = Table(
     Column("last_used", DateTime(timezone=True), nullable=False),
 )
 
+fate_prefix_kv = Table(
+    "fate_prefix_kv",
+    metadata,
+    Column("node", String(250), primary_key=True),
+    Column("gpu", Integer, primary_key=True),
+    Column("model", String(250), primary_key=True),
+    Column("prefix_id", String(250), primary_key=True),
+    Column("gib", Float, nullable=False),
+    Column("lru_rank", Integer, nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+)
+
 LAUNCHED = "launched"
 """A placement whose outcome is not known yet (the task may still run)."""
 
@@ -127,6 +143,22 @@ class ResidencyRow:
     tier: str
     shard_group: tuple[int, ...]
     last_used: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixRow:
+    """A prefix-KV entry ``(model, prefix_id)`` held by a GPU, ``gib`` per GPU.
+
+    ``lru_rank`` 0 is the entry evicted first; ``updated`` is when the executor wrote it.
+    """
+
+    node: str
+    gpu: int
+    model: str
+    prefix_id: str
+    gib: float
+    lru_rank: int
+    updated: datetime
 
 
 class SchemaError(RuntimeError):
@@ -257,6 +289,45 @@ class FateStore:
                     tier=r.tier,
                     shard_group=tuple(_json(r.shard_group)),
                     last_used=_aware(r.last_used),
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- prefix KV -------------------------------------------------------------------
+
+    def replace_prefix_kv(self, node: str, rows: Iterable[PrefixRow]) -> None:
+        """Set the prefix-KV entries of ``node``'s GPUs (all of its rows at once)."""
+        values = [
+            {
+                "node": r.node,
+                "gpu": r.gpu,
+                "model": r.model,
+                "prefix_id": r.prefix_id,
+                "gib": r.gib,
+                "lru_rank": r.lru_rank,
+                "updated": r.updated,
+            }
+            for r in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(delete(fate_prefix_kv).where(fate_prefix_kv.c.node == node))
+            if values:
+                conn.execute(insert(fate_prefix_kv), values)
+
+    def prefix_kv(self) -> list[PrefixRow]:
+        """Every stored prefix-KV entry, by node, GPU and LRU rank."""
+        c = fate_prefix_kv.c
+        query = select(fate_prefix_kv).order_by(c.node, c.gpu, c.lru_rank)
+        with self.engine.connect() as conn:
+            return [
+                PrefixRow(
+                    node=r.node,
+                    gpu=r.gpu,
+                    model=r.model,
+                    prefix_id=r.prefix_id,
+                    gib=r.gib,
+                    lru_rank=r.lru_rank,
+                    updated=_aware(r.updated),
                 )
                 for r in conn.execute(query)
             ]

@@ -14,6 +14,7 @@ from airflow_fate.executor.store import (
     SCHEMA_VERSION,
     FateStore,
     PlacementRow,
+    PrefixRow,
     ResidencyRow,
     SchemaError,
     fate_schema,
@@ -64,7 +65,12 @@ def test_schema_is_created_once_and_versioned(engine: Engine) -> None:
     store = FateStore(engine)
     assert store.ensure_schema() == SCHEMA_VERSION
     assert store.ensure_schema() == SCHEMA_VERSION
-    assert store.tables() == ["fate_placement", "fate_residency", "fate_schema"]
+    assert store.tables() == [
+        "fate_placement",
+        "fate_prefix_kv",
+        "fate_residency",
+        "fate_schema",
+    ]
     with engine.begin() as conn:
         conn.execute(update(fate_schema).values(version=SCHEMA_VERSION + 1))
     with pytest.raises(SchemaError, match="upgrade airflow-fate"):
@@ -115,3 +121,26 @@ def test_residency_is_replaced_per_node(engine: Engine) -> None:
         ("n1", 1, "mid-lm", "gpu"),
     ]
     assert rows[2].shard_group == (0, 1) and rows[2].last_used == T0
+
+
+def test_prefix_kv_is_replaced_per_node_in_lru_order(engine: Engine) -> None:
+    store = FateStore(engine)
+    store.ensure_schema()
+    store.replace_prefix_kv("n0", [PrefixRow("n0", 0, "small-lm", "sys-a", 0.1, 0, T0)])
+    store.replace_prefix_kv("n1", [PrefixRow("n1", 1, "mid-lm", "sys-b", 0.2, 0, T0)])
+    store.replace_prefix_kv(
+        "n0",
+        [
+            PrefixRow("n0", 1, "small-lm", "sys-c", 0.3, 1, T0),
+            PrefixRow("n0", 1, "small-lm", "sys-a", 0.1, 0, T0),
+        ],
+    )
+    rows = store.prefix_kv()
+    assert [(r.node, r.gpu, r.prefix_id, r.lru_rank) for r in rows] == [
+        ("n0", 1, "sys-a", 0),
+        ("n0", 1, "sys-c", 1),
+        ("n1", 1, "sys-b", 0),
+    ]
+    assert rows[1].gib == 0.3 and rows[1].updated == T0
+    store.replace_prefix_kv("n0", [])
+    assert [r.node for r in store.prefix_kv()] == ["n1"]
