@@ -49,6 +49,9 @@ class DecisionRecord:
     future_terms: tuple[tuple[str, float], ...] = ()
     runner_up: tuple[int, ...] | None = None
     runner_up_score: float | None = None
+    runner_up_cost: StageCost | None = None
+    """The runner-up's predicted breakdown, so "why here" can compare component by component."""
+    runner_up_terms: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

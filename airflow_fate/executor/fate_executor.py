@@ -29,6 +29,7 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow.executors.workloads import ExecuteTask
 from sqlalchemy.exc import SQLAlchemyError
 
+from airflow_fate.domain.plan import DecisionRecord
 from airflow_fate.executor import airflow_db
 from airflow_fate.executor.frontier import Placement
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
@@ -337,7 +338,6 @@ class FateExecutor(BaseExecutor):
         placement = rt.placement(p.gpus)
         start = utcnow()
         stage = rt.planner.state.graph.stages[p.uid]
-        record = p.record
         self._write(
             rt.store.record_launch,
             PlacementRow(
@@ -353,11 +353,8 @@ class FateExecutor(BaseExecutor):
                 end=None,
                 run_s=None,
                 measured=None,
-                score=record.score if record else None,
-                future_terms=dict(record.future_terms) if record else None,
-                runner_up=_local(rt, record.runner_up) if record and record.runner_up else None,
-                runner_up_score=record.runner_up_score if record else None,
                 launcher=rt.settings.launcher,
+                **_decision_fields(rt, p.record),
             ),
         )
         where = f"{p.node}:{','.join(map(str, p.local_gpus))}"
@@ -510,6 +507,25 @@ class FateExecutor(BaseExecutor):
 
 def _local(rt: FateRuntime, gpus: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(rt.cluster.gpus[g].local for g in gpus)
+
+
+def _decision_fields(rt: FateRuntime, record: DecisionRecord | None) -> dict[str, Any]:
+    """The planner's reasons as `PlacementRow` fields (none for policies that keep none)."""
+    if record is None:
+        return {}
+    fields: dict[str, Any] = {
+        "score": record.score,
+        "future_terms": dict(record.future_terms),
+        "runner_up_score": record.runner_up_score,
+    }
+    if record.runner_up:
+        fields["runner_up"] = _local(rt, record.runner_up)
+        fields["runner_up_node"] = rt.cluster.nodes[rt.cluster.gpus[record.runner_up[0]].node].name
+    if record.runner_up_cost is not None:
+        fields["runner_up_predicted"] = record.runner_up_cost.as_dict()
+    if record.runner_up_terms:
+        fields["runner_up_terms"] = dict(record.runner_up_terms)
+    return fields
 
 
 def _python() -> str:

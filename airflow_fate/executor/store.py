@@ -131,6 +131,9 @@ class PlacementRow:
     runner_up: tuple[int, ...] | None = None
     runner_up_score: float | None = None
     launcher: str = "local"
+    runner_up_node: str | None = None
+    runner_up_predicted: dict[str, float] | None = None
+    runner_up_terms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +362,7 @@ def _placement_values(row: PlacementRow) -> dict[str, Any]:
         "predicted": row.predicted,
         "score": row.score,
         "future_terms": row.future_terms,
-        "runner_up": list(row.runner_up) if row.runner_up is not None else None,
+        "runner_up": _runner_up_doc(row),
         "runner_up_score": row.runner_up_score,
         "state": row.state,
         "pid": row.pid,
@@ -370,8 +373,23 @@ def _placement_values(row: PlacementRow) -> dict[str, Any]:
     }
 
 
+def _runner_up_doc(row: PlacementRow) -> dict[str, Any] | None:
+    """The ``runner_up`` column: the next-best candidate's node, GPUs, breakdown, terms."""
+    if row.runner_up is None:
+        return None
+    return {
+        "node": row.runner_up_node,
+        "gpus": list(row.runner_up),
+        "predicted": row.runner_up_predicted,
+        "future_terms": row.runner_up_terms,
+    }
+
+
 def _placement_row(m: Any) -> PlacementRow:
     runner_up = _json(m["runner_up"])
+    if isinstance(runner_up, list):  # rows written before the runner-up's details were kept
+        runner_up = {"gpus": runner_up}
+    runner_up = runner_up or {}
     return PlacementRow(
         key=TaskKey(
             dag_id=m["dag_id"],
@@ -393,9 +411,12 @@ def _placement_row(m: Any) -> PlacementRow:
         measured=_json(m["measured"]),
         score=m["score"],
         future_terms=_json(m["future_terms"]),
-        runner_up=tuple(runner_up) if runner_up is not None else None,
+        runner_up=tuple(runner_up["gpus"]) if "gpus" in runner_up else None,
         runner_up_score=m["runner_up_score"],
         launcher=m["launcher"],
+        runner_up_node=runner_up.get("node"),
+        runner_up_predicted=runner_up.get("predicted"),
+        runner_up_terms=runner_up.get("future_terms"),
     )
 
 

@@ -207,9 +207,12 @@ def _decision_fields(record: DecisionRecord | None, cluster: Cluster) -> dict[st
         out["future_terms"] = {k: _r(v) for k, v in record.future_terms}
     if record.runner_up is not None:
         ref = cluster.gpus[record.runner_up[0]]
-        out["runner_up"] = {
+        runner_up: dict[str, object] = {
             "node": cluster.nodes[ref.node].name,
             "gpus": [cluster.gpus[g].local for g in record.runner_up],
             "score": _r(record.runner_up_score or 0.0),
         }
+        if record.runner_up_cost is not None:
+            runner_up["predicted"] = {k: _r(v) for k, v in record.runner_up_cost.as_dict().items()}
+        out["runner_up"] = runner_up
     return out

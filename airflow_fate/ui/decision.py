@@ -1,9 +1,10 @@
 """ "Why this GPU": one try's decision record, read back for people.
 
 The executor stores, per try, the predicted breakdown of the chosen GPU set, FATE's
-future-state terms, the score, and the runner-up's GPUs and score (`store.PlacementRow`).
-It does not store the runner-up's own breakdown, so the comparison is score against
-score; the reasons below are derived only from stored fields, never guessed.
+future-state terms and score, and the same for the runner-up candidate (its node, GPUs,
+breakdown, terms and score; `store.PlacementRow`). Rows written before the runner-up's
+breakdown was kept have only its GPUs and score. The reasons below are derived only from
+stored fields, never guessed.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ def decision(rows: list[PlacementRow], try_number: int | None = None) -> Decisio
     if row is None:
         return None
     p = placement(row)
+    other = row.runner_up_predicted
     lines = [
         CostLine(
             term=t,
             predicted_s=p.predicted.get(t, 0.0),
             measured_s=_measured(p.measured, t),
+            runner_up_s=float(other.get(t, 0.0)) if other is not None else None,
         )
         for t in BREAKDOWN
         if t in p.predicted
@@ -54,11 +57,27 @@ def decision(rows: list[PlacementRow], try_number: int | None = None) -> Decisio
         future_terms=terms,
         score=row.score,
         runner_up=p.runner_up,
+        runner_up_node=row.runner_up_node,
         runner_up_score=row.runner_up_score,
+        runner_up_total_s=sum(float(v) for v in other.values()) if other is not None else None,
+        runner_up_terms=row.runner_up_terms,
         margin=margin,
         reasons=_reasons(row, terms, margin),
         tries=tries,
     )
+
+
+def _biggest_difference(row: PlacementRow) -> list[str]:
+    """The component where the runner-up's prediction differed most from the choice."""
+    other = row.runner_up_predicted
+    if not other:
+        return []
+    deltas = {t: float(other.get(t, 0.0)) - float(row.predicted.get(t, 0.0)) for t in BREAKDOWN}
+    term, delta = max(deltas.items(), key=lambda kv: abs(kv[1]))
+    if abs(delta) < 1e-3:
+        return ["Both were predicted to take the same time; the future-state terms decided."]
+    more = "more" if delta > 0 else "less"
+    return [f"There it would have needed {abs(delta):.2f} s {more} {term} than here."]
 
 
 def _measured(measured: dict[str, object] | None, term: str) -> float | None:
@@ -103,7 +122,9 @@ def _reasons(row: PlacementRow, terms: list[FutureTerm], margin: float | None) -
     if row.runner_up is not None and margin is not None:
         gpus = ", ".join(map(str, row.runner_up))
         noun = "GPUs" if len(row.runner_up) > 1 else "GPU"
-        out.append(f"The runner-up, {noun} {gpus}, scored {margin:.2f} worse (lower scores win).")
+        where = f"{row.runner_up_node} {noun}" if row.runner_up_node else noun
+        out.append(f"The runner-up, {where} {gpus}, scored {margin:.2f} worse (lower scores win).")
+        out.extend(_biggest_difference(row))
     elif row.score is not None:
         out.append("No other candidate was feasible.")
     elif row.policy != "fate":

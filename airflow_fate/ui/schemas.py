@@ -50,6 +50,7 @@ class Placement(_Out):
     score: float | None
     runner_up: list[int] | None
     runner_up_score: float | None
+    runner_up_node: str | None
 
     @property
     def on_gpu(self) -> bool:
@@ -89,6 +90,7 @@ def placement(row: PlacementRow) -> Placement:
         score=row.score,
         runner_up=list(row.runner_up) if row.runner_up is not None else None,
         runner_up_score=row.runner_up_score,
+        runner_up_node=row.runner_up_node,
     )
 
 
@@ -168,6 +170,8 @@ class CostLine(_Out):
     term: str
     predicted_s: float
     measured_s: float | None
+    runner_up_s: float | None
+    """The runner-up's predicted seconds for this component (None when not recorded)."""
 
 
 class FutureTerm(_Out):
@@ -189,7 +193,11 @@ class Decision(_Out):
     future_terms: list[FutureTerm]
     score: float | None
     runner_up: list[int] | None
+    runner_up_node: str | None
     runner_up_score: float | None
+    runner_up_total_s: float | None
+    """The runner-up's predicted seconds in all (None when its breakdown is not recorded)."""
+    runner_up_terms: dict[str, float] | None
     margin: float | None
     """``runner_up_score - score``: how much worse the next best candidate scored."""
     reasons: list[str]

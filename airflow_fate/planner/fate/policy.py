@@ -260,4 +260,6 @@ def _record(options: list[Scored], i: int) -> DecisionRecord:
         future_terms=tuple(zip(TERMS, chosen.terms, strict=True)),
         runner_up=runner.gpus if runner else None,
         runner_up_score=runner.score if runner else None,
+        runner_up_cost=runner.cost if runner else None,
+        runner_up_terms=tuple(zip(TERMS, runner.terms, strict=True)) if runner else (),
     )

@@ -207,6 +207,11 @@ def test_decision_explains_the_judge_placement(monitor: Monitor) -> None:
     assert d["score"] == judge.score and d["runner_up"] == (
         list(judge.runner_up) if judge.runner_up else None
     )
+    if judge.runner_up is not None:  # FATE keeps the runner-up's own breakdown
+        assert d["runner_up_node"] == judge.runner_up_node == judge.node
+        assert judge.runner_up_predicted is not None
+        runner_up = {line["term"]: line["runner_up_s"] for line in d["breakdown"]}
+        assert runner_up == judge.runner_up_predicted
     measured = {line["term"]: line["measured_s"] for line in d["breakdown"]}
     assert measured["load"] == judge.measured["load_s"]  # type: ignore[index]
     assert measured["wait"] is None

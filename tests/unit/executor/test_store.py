@@ -17,6 +17,7 @@ from airflow_fate.executor.store import (
     PrefixRow,
     ResidencyRow,
     SchemaError,
+    fate_placement,
     fate_schema,
 )
 from tests.pg import fresh_database
@@ -144,3 +145,29 @@ def test_prefix_kv_is_replaced_per_node_in_lru_order(engine: Engine) -> None:
     assert rows[1].gib == 0.3 and rows[1].updated == T0
     store.replace_prefix_kv("n0", [])
     assert [r.node for r in store.prefix_kv()] == ["n1"]
+
+
+def test_runner_up_details_round_trip_and_old_rows_still_read(engine: Engine) -> None:
+    store = FateStore(engine)
+    store.ensure_schema()
+    predicted = {"wait": 0.0, "load": 27.0, "input": 0.0, "prefill": 0.5, "decode": 0.5}
+    store.record_launch(
+        _row(
+            runner_up=(2, 3),
+            runner_up_node="n1",
+            runner_up_predicted=predicted,
+            runner_up_terms={"residency": 0.0, "eviction": 1.0},
+        )
+    )
+    [row] = store.placements()
+    assert (row.runner_up, row.runner_up_node) == ((2, 3), "n1")
+    assert row.runner_up_predicted == predicted
+    assert row.runner_up_terms == {"residency": 0.0, "eviction": 1.0}
+    # A row written before the runner-up's details were kept holds a bare GPU list.
+    with engine.begin() as conn:
+        conn.execute(update(fate_placement).values(runner_up=[0]))
+    [old] = store.placements()
+    assert (old.runner_up, old.runner_up_node, old.runner_up_predicted) == ((0,), None, None)
+    store.record_launch(_row("judge", runner_up=None, runner_up_score=None))
+    judge = next(r for r in store.placements() if r.key.task_id == "judge")
+    assert judge.runner_up is None and judge.runner_up_predicted is None

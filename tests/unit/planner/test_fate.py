@@ -153,7 +153,11 @@ def test_decision_records_carry_why_here() -> None:
     for p in result.placements:
         assert p.predicted is not None
         assert p.future_terms is not None and set(p.future_terms) == set(TERMS)
-    assert any(p.runner_up is not None for p in result.placements)
+    runner_ups = [p.runner_up for p in result.placements if p.runner_up is not None]
+    assert runner_ups
+    for r in runner_ups:
+        assert set(r) == {"node", "gpus", "score", "predicted"}
+        assert set(r["predicted"]) == {"wait", "load", "input", "prefill", "decode"}  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ ablation switches

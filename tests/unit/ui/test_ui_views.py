@@ -160,6 +160,29 @@ def test_decision_reads_the_latest_try_and_explains_it() -> None:
     first = decision(rows, try_number=1)
     assert first is not None and first.placement.try_number == 1
     assert decision(rows, try_number=7) is None and decision([]) is None
+    # Rows without the runner-up's breakdown: score against score only.
+    assert d.runner_up_total_s is None and {line.runner_up_s for line in d.breakdown} == {None}
+
+
+def test_decision_compares_with_the_runner_ups_breakdown() -> None:
+    other = {"wait": 0.5, "load": 20.0, "input": 0.0, "prefill": 0.25, "decode": 0.75}
+    d = decision(
+        [
+            row(
+                "a",
+                runner_up=(2,),
+                runner_up_node="n1",
+                runner_up_predicted=other,
+                runner_up_terms={"residency": 0.0, "eviction": 3.0},
+            )
+        ]
+    )
+    assert d is not None and d.runner_up_node == "n1"
+    assert {line.term: line.runner_up_s for line in d.breakdown} == other
+    assert d.runner_up_total_s == pytest.approx(21.5)
+    assert d.runner_up_terms == {"residency": 0.0, "eviction": 3.0}
+    assert "The runner-up, n1 GPU 2, scored 2.50 worse (lower scores win)." in d.reasons
+    assert d.reasons[-1] == "There it would have needed 18.00 s more load than here."
 
 
 def test_decision_of_cpu_tasks_and_scoreless_policies() -> None:
