@@ -9,13 +9,19 @@ executors it never starts, and the Kubernetes client is heavy).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_fate.domain.cluster import Cluster
+from airflow_fate.domain.loaders import load_cluster
 from airflow_fate.errors import InputError
-from airflow_fate.executor.settings import FateSettings
+from airflow_fate.executor.settings import FateSettings, discovers_inventory
 from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchEvent, LaunchRequest, TaskKey
+
+if TYPE_CHECKING:
+    from airflow_fate.launch.kubernetes.inventory import Inventory
+    from airflow_fate.launch.kubernetes.settings import LauncherSettings
 
 
 class StageLauncher(Protocol):
@@ -52,19 +58,33 @@ def local_placement(cluster: Cluster) -> PlacementMapper:
     return mapper
 
 
-def build_launcher(
-    settings: FateSettings, cluster: Cluster, run_dir: Path
-) -> tuple[StageLauncher, PlacementMapper]:
-    """The configured backend and how to express placements for it.
+@dataclass(frozen=True)
+class LauncherSetup:
+    """The configured backend, how to express placements for it, and the cluster it serves.
+
+    The cluster comes from the launcher's side because the Kubernetes launcher may
+    discover it from the API; the planner is then built on exactly what was discovered.
+    """
+
+    launcher: StageLauncher
+    placement: PlacementMapper
+    cluster: Cluster
+
+
+def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
+    """The configured backend, its placement mapper and the cluster.
 
     Raises:
-        InputError: when the backend's own files are missing or invalid.
+        InputError: when the backend's own files are missing or invalid, or discovery
+            finds no usable inventory.
+        KubernetesApiError: discovery could not read nodes or the inventory ConfigMap.
     """
     if settings.launcher == "kubernetes":
         return _kubernetes(settings)
     from airflow_fate.executor.local_launcher import LocalTaskLauncher
     from airflow_fate.launch.inventory import bind, discover, load_inventory
 
+    cluster = load_cluster(_cluster_file(settings))
     if settings.inventory is not None:
         inventory = load_inventory(settings.inventory)
     else:
@@ -78,21 +98,53 @@ def build_launcher(
         stage_timeout_s=settings.stage_timeout_s,
         worker_idle_s=settings.worker_idle_s,
     )
-    return launcher, local_placement(cluster)
+    return LauncherSetup(launcher, local_placement(cluster), cluster)
 
 
-def _kubernetes(settings: FateSettings) -> tuple[StageLauncher, PlacementMapper]:
-    if settings.kubernetes_settings is None or settings.kubernetes_devices is None:
+def _cluster_file(settings: FateSettings) -> Path:
+    if settings.cluster is None:
+        raise InputError("[fate]", "cluster", "required (set [fate] cluster)")
+    return settings.cluster
+
+
+def _kubernetes(settings: FateSettings) -> LauncherSetup:
+    if settings.kubernetes_settings is None:
         raise InputError(
             "[fate]",
             "kubernetes_settings",
-            "launcher = kubernetes needs kubernetes_settings (launcher.yaml) and "
-            "kubernetes_devices (devices.yaml)",
+            "launcher = kubernetes needs kubernetes_settings (launcher.yaml)",
         )
     from airflow_fate.launch.kubernetes.inventory import load_inventory
     from airflow_fate.launch.kubernetes.launcher import KubernetesLauncher
     from airflow_fate.launch.kubernetes.settings import load_settings
 
-    inventory = load_inventory(settings.cluster, settings.kubernetes_devices)
-    launcher = KubernetesLauncher(load_settings(settings.kubernetes_settings))
-    return launcher, inventory.placement
+    launcher_settings = load_settings(settings.kubernetes_settings)
+    if discovers_inventory(settings):
+        inventory = _discover(settings, launcher_settings)
+    else:
+        assert settings.kubernetes_devices is not None
+        inventory = load_inventory(_cluster_file(settings), settings.kubernetes_devices)
+    return LauncherSetup(
+        KubernetesLauncher(launcher_settings), inventory.placement, inventory.cluster
+    )
+
+
+def _discover(settings: FateSettings, launcher_settings: LauncherSettings) -> Inventory:
+    """The inventory from GPU Feature Discovery labels and the inventory ConfigMap."""
+    import time
+
+    from airflow_fate.launch.kubernetes.api import ApiCaller
+    from airflow_fate.launch.kubernetes.client import load_api_client
+    from airflow_fate.launch.kubernetes.discovery import discover_inventory
+
+    api_client = load_api_client()
+    try:
+        return discover_inventory(
+            api_client,
+            ApiCaller(launcher_settings.retry, time.sleep),
+            namespace=launcher_settings.pod.namespace,
+            configmap=settings.kubernetes_inventory,
+            request_timeout_s=launcher_settings.request_timeout_s,
+        )
+    finally:
+        api_client.close()

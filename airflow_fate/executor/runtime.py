@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
-from airflow_fate.domain.loaders import load_cluster, load_models
+from airflow_fate.domain.loaders import load_models
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.executor.frontier import FrontierPlanner
 from airflow_fate.executor.launchers import PlacementMapper, StageLauncher, build_launcher
@@ -71,23 +71,23 @@ def build_runtime(settings: FateSettings, metadata_db_url: str, airflow_home: Pa
         InputError: a file named in ``[fate]`` is missing or invalid.
         KeyError: an unknown policy name.
     """
-    cluster = load_cluster(settings.cluster)
+    run_dir = settings.run_dir or airflow_home / "fate"
+    setup = build_launcher(settings, run_dir)
+    cluster = setup.cluster
     catalog = load_models(settings.models, cluster)
     planner = FrontierPlanner(
         cluster, catalog, configured_policy(settings), CostModel(cluster, catalog)
     )
     airflow_engine = store_engine(metadata_db_url)
     store = FateStore(store_engine(settings.store_conn) if settings.store_conn else airflow_engine)
-    run_dir = settings.run_dir or airflow_home / "fate"
-    launcher, placement = build_launcher(settings, cluster, run_dir)
     return FateRuntime(
         settings=settings,
         cluster=cluster,
         catalog=catalog,
         planner=planner,
         store=store,
-        launcher=launcher,
-        placement=placement,
+        launcher=setup.launcher,
+        placement=setup.placement,
         cpu=TaskProcesses(run_dir / "cpu"),
         run_dir=run_dir,
         airflow_engine=airflow_engine,

@@ -36,14 +36,20 @@ class FateSettings(BaseModel):
     Attributes:
         policy: planner policy name (`airflow-fate policies`).
         seed: seed of randomised policies and CP-SAT.
-        cluster: ``cluster.yaml``, the planner's view of the GPUs.
+        cluster: ``cluster.yaml``, the planner's view of the GPUs. Required, except with
+            the Kubernetes launcher and no ``kubernetes_devices``: the cluster is then
+            discovered from the API (GPU Feature Discovery node labels and the
+            ``kubernetes_inventory`` ConfigMap) and ``cluster`` must be unset.
         models: ``models.yaml``, the model catalog (rates, sizes, files).
         inventory: local launcher: ``inventory.yaml`` binding cluster GPUs to this
             machine's devices (default: ``nvidia-smi``, else virtual CPU devices).
         launcher: ``local`` (processes and device workers on this machine) or
             ``kubernetes`` (stage pods pinned to the planned node and GPUs).
         kubernetes_settings: kubernetes launcher: ``launcher.yaml``.
-        kubernetes_devices: kubernetes launcher: ``devices.yaml`` (GPU UUIDs per node).
+        kubernetes_devices: kubernetes launcher: ``devices.yaml`` (GPU UUIDs per node);
+            unset = discover the inventory from the cluster.
+        kubernetes_inventory: kubernetes launcher, discovery: the inventory ConfigMap
+            (keys ``devices.yaml`` and ``cluster.yaml``) in the stage pods' namespace.
         planner_time_limit_s: CP-SAT time limit per decision (FATE policies).
         horizon: look-ahead depth in DAG hops (FATE policies).
         run_dir: local launcher: worker sockets, pid files and logs
@@ -63,12 +69,13 @@ class FateSettings(BaseModel):
 
     policy: str = "fate"
     seed: int = 0
-    cluster: Path
+    cluster: Path | None = None
     models: Path
     inventory: Path | None = None
     launcher: Literal["local", "kubernetes"] = "local"
     kubernetes_settings: Path | None = None
     kubernetes_devices: Path | None = None
+    kubernetes_inventory: str = Field(default="airflow-fate-inventory", min_length=1)
     planner_time_limit_s: float | None = Field(default=None, gt=0)
     horizon: int | None = Field(default=None, ge=0)
     run_dir: Path | None = None
@@ -96,7 +103,7 @@ def load_settings(get: Getter) -> FateSettings:
         if value is not None and value.strip() != "":
             values[name] = value.strip()
     try:
-        return FateSettings.model_validate(values)
+        settings = FateSettings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = format_loc(first["loc"])
@@ -104,3 +111,26 @@ def load_settings(get: Getter) -> FateSettings:
         if first["type"] == "missing":
             reason = f"required (set [fate] {where} or AIRFLOW__FATE__{where.upper()})"
         raise InputError("[fate]", where, reason) from None
+    _check_cluster_source(settings)
+    return settings
+
+
+def discovers_inventory(settings: FateSettings) -> bool:
+    """Whether the cluster comes from the Kubernetes API rather than ``cluster.yaml``."""
+    return settings.launcher == "kubernetes" and settings.kubernetes_devices is None
+
+
+def _check_cluster_source(settings: FateSettings) -> None:
+    """Exactly one source of the cluster: files, or discovery (never a silent choice)."""
+    if discovers_inventory(settings):
+        if settings.cluster is not None:
+            raise InputError(
+                "[fate]",
+                "cluster",
+                "with launcher = kubernetes, set kubernetes_devices too (inventory from "
+                "files), or unset cluster to discover the inventory from the cluster",
+            )
+    elif settings.cluster is None:
+        raise InputError(
+            "[fate]", "cluster", "required (set [fate] cluster or AIRFLOW__FATE__CLUSTER)"
+        )

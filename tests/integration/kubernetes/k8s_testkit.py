@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from airflow_fate.launch.kubernetes.settings import (
     GpuMode,
@@ -124,3 +126,17 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout_s}s")
         time.sleep(0.01)
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig for ``server`` (the fake API server), as a cluster admin would write it."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": "not-checked"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}}],
+        "current-context": "fake",
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path

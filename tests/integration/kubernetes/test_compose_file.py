@@ -196,6 +196,7 @@ def test_fate_options_are_real_and_their_files_are_mounted(
     )
     settings = load_settings(lambda section, key: options.get(key) if section == "fate" else None)
     volumes = service["volumes"]
+    assert settings.cluster is not None, "compose schedulers plan on a cluster.yaml"
     assert load_cluster(_host_path(settings.cluster, volumes)).gpus
     assert load_models(_host_path(settings.models, volumes)).models
     if settings.launcher == "kubernetes":

@@ -7,35 +7,18 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("kubernetes", reason="the [kubernetes] extra is not installed")
-import yaml
 from fake_apiserver import FakeApiServer
-from k8s_testkit import NAMESPACE
+from k8s_testkit import NAMESPACE, write_kubeconfig
 from kubernetes import client
 
 from airflow_fate.launch.kubernetes.client import load_api_client
-
-
-def _kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "tester", "user": {"token": "not-checked"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
 
 
 def test_kubeconfig_client_talks_to_the_server_with_its_token(
     apiserver: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    config = _kubeconfig(tmp_path / "config", apiserver.url)
+    config = write_kubeconfig(tmp_path / "config", apiserver.url)
     api = load_api_client(str(config))
     try:
         pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE)
@@ -48,7 +31,7 @@ def test_kubeconfig_client_talks_to_the_server_with_its_token(
 def test_kubeconfig_from_environment(
     apiserver: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _kubeconfig(tmp_path / "config", apiserver.url)
+    config = write_kubeconfig(tmp_path / "config", apiserver.url)
     monkeypatch.setenv("KUBECONFIG", str(config))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a pod, but KUBECONFIG wins
     api = load_api_client()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("kubernetes", reason="the [kubernetes] extra is not installed")
 import yaml
 from fake_apiserver import FakeApiServer, Fault
+from k8s_testkit import write_kubeconfig
 from kubernetes import client
 
 from airflow_fate.errors import InputError
+from airflow_fate.executor.launchers import build_launcher
+from airflow_fate.executor.settings import load_settings
 from airflow_fate.launch.kubernetes.api import ApiCaller, KubernetesApiError
 from airflow_fate.launch.kubernetes.discovery import discover_inventory
 from airflow_fate.launch.kubernetes.settings import RetrySettings
@@ -96,3 +101,26 @@ def test_rbac_refusal_is_not_retried(
     with pytest.raises(KubernetesApiError, match="HTTP 403: nodes is forbidden") as err:
         discover_inventory(api_client, _caller(), namespace="airflow-fate")
     assert err.value.attempts == 1
+
+
+def test_executor_plans_on_the_discovered_cluster(
+    apiserver: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``launcher = kubernetes`` without ``kubernetes_devices``: the executor's cluster is
+    discovered through the kubeconfig, as a scheduler outside the cluster would."""
+    _seed(apiserver)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", apiserver.url)))
+    launcher_yaml = tmp_path / "launcher.yaml"
+    launcher_yaml.write_text("pod: {namespace: airflow-fate, gpu_mode: env-pin}\n")
+    values = {
+        "models": "m.yaml",
+        "launcher": "kubernetes",
+        "kubernetes_settings": str(launcher_yaml),
+    }
+    settings = load_settings(lambda section, key: values.get(key) if section == "fate" else None)
+    setup = build_launcher(settings, tmp_path)
+    assert [(n.name, n.gpu_count) for n in setup.cluster.nodes] == [("h100-a", 2)]
+    where = setup.placement([1])
+    assert (where.node, where.gpu_indices, where.gpu_uuids) == ("h100-a", (1,), ("GPU-bbbb",))
+    assert apiserver.count("GET", "/configmaps/airflow-fate-inventory") == 1

@@ -40,6 +40,16 @@ def test_defaults_and_overrides() -> None:
     [
         pytest.param({"models": "m"}, "[fate]: cluster: required", id="missing-cluster"),
         pytest.param(
+            {"models": "m", "launcher": "kubernetes", "kubernetes_devices": "d.yaml"},
+            "[fate]: cluster: required",
+            id="devices-without-cluster",
+        ),
+        pytest.param(
+            {"cluster": "c", "models": "m", "launcher": "kubernetes"},
+            "[fate]: cluster: with launcher = kubernetes, set kubernetes_devices too",
+            id="cluster-and-discovery",
+        ),
+        pytest.param(
             {"cluster": "c", "models": "m", "launcher": "slurm"}, "[fate]: launcher", id="launcher"
         ),
         pytest.param({"cluster": "c", "models": "m", "cpu_slots": "0"}, "cpu_slots", id="slots"),
@@ -84,15 +94,16 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
             }
         )
     )
-    launcher, placement = build_launcher(s, load_cluster(cluster_file), tmp_path)
-    assert isinstance(launcher, KubernetesLauncher)
-    where = placement([1])
+    setup = build_launcher(s, tmp_path)
+    assert isinstance(setup.launcher, KubernetesLauncher)
+    assert setup.cluster == load_cluster(cluster_file)
+    where = setup.placement([1])
     assert (where.node, where.gpu_indices, where.gpu_uuids) == ("gpu-a", (1,), ("GPU-a-1",))
 
 
 def test_kubernetes_backend_needs_its_files() -> None:
     from airflow_fate.executor.launchers import build_launcher
 
-    s = load_settings(_getter({"cluster": "c", "models": "m", "launcher": "kubernetes"}))
+    s = load_settings(_getter({"models": "m", "launcher": "kubernetes"}))
     with pytest.raises(InputError, match="kubernetes_settings"):
-        build_launcher(s, None, Path("."))  # type: ignore[arg-type]
+        build_launcher(s, Path("."))
