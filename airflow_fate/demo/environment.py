@@ -66,6 +66,8 @@ class AirflowEnvironment:
         policy: the planner policy.
         fate: extra ``[fate]`` options (name -> value).
         airflow: extra ``AIRFLOW__SECTION__KEY`` variables.
+        extra_env: other variables every process gets, for what is configured outside
+            Airflow (``KUBECONFIG`` for ``[fate] launcher = kubernetes``).
     """
 
     home: Path
@@ -74,6 +76,7 @@ class AirflowEnvironment:
     policy: str = "fate"
     fate: Mapping[str, str] = field(default_factory=dict)
     airflow: Mapping[str, str] = field(default_factory=dict)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
@@ -126,6 +129,7 @@ class AirflowEnvironment:
         }
         values.update({f"AIRFLOW__FATE__{k.upper()}": v for k, v in self.fate.items()})
         values.update(self.airflow)
+        values.update(self.extra_env)
         env.update(values)
         return env
 
