@@ -154,6 +154,8 @@ class CostModel:
 
     def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to make stage's model resident on ``gpus`` (0 when already warm)."""
+        if not snap.gpus_keep_state:  # every stage process loads its own copy
+            return self.cold_load_time(stage.model, gpus, snap)
         states = snap.gpus
         queued = stage.uid in snap.placement
         for g in gpus:
@@ -208,7 +210,7 @@ class CostModel:
         return total
 
     def reused_tokens(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> int:
-        if stage.prefix_id is None:
+        if stage.prefix_id is None or not snap.gpus_keep_state:
             return 0
         key = (stage.model, stage.prefix_id)
         states = snap.gpus

@@ -74,11 +74,22 @@ class FrontierPlanner:
     """Plans queued Airflow tasks with a policy over one `ClusterState`."""
 
     def __init__(
-        self, cluster: Cluster, catalog: ModelCatalog, policy: Policy, cost: CostModel
+        self,
+        cluster: Cluster,
+        catalog: ModelCatalog,
+        policy: Policy,
+        cost: CostModel,
+        *,
+        gpus_keep_state: bool = True,
     ) -> None:
         self.cluster = cluster
         self.catalog = catalog
-        self.state = ClusterState(cluster, catalog, WorkloadGraph(stages=(), workflows=()))
+        self.state = ClusterState(
+            cluster,
+            catalog,
+            WorkloadGraph(stages=(), workflows=()),
+            gpus_keep_state=gpus_keep_state,
+        )
         self.dispatch = Dispatcher(self.state, cost, policy)
         self._runs: dict[tuple[str, str], RunLayout] = {}
         self._uids: dict[StageRef, int] = {}

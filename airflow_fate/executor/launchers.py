@@ -69,6 +69,9 @@ class LauncherSetup:
     launcher: StageLauncher
     placement: PlacementMapper
     cluster: Cluster
+    gpus_keep_state: bool
+    """Whether models and prefix KV stay on a GPU after a stage: True for the local
+    launcher's long-lived device workers, False for a pod per stage."""
 
 
 def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
@@ -98,7 +101,7 @@ def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
         stage_timeout_s=settings.stage_timeout_s,
         worker_idle_s=settings.worker_idle_s,
     )
-    return LauncherSetup(launcher, local_placement(cluster), cluster)
+    return LauncherSetup(launcher, local_placement(cluster), cluster, gpus_keep_state=True)
 
 
 def _cluster_file(settings: FateSettings) -> Path:
@@ -125,7 +128,10 @@ def _kubernetes(settings: FateSettings) -> LauncherSetup:
         assert settings.kubernetes_devices is not None
         inventory = load_inventory(_cluster_file(settings), settings.kubernetes_devices)
     return LauncherSetup(
-        KubernetesLauncher(launcher_settings), inventory.placement, inventory.cluster
+        KubernetesLauncher(launcher_settings),
+        inventory.placement,
+        inventory.cluster,
+        gpus_keep_state=False,
     )
 
 

@@ -76,7 +76,11 @@ def build_runtime(settings: FateSettings, metadata_db_url: str, airflow_home: Pa
     cluster = setup.cluster
     catalog = load_models(settings.models, cluster)
     planner = FrontierPlanner(
-        cluster, catalog, configured_policy(settings), CostModel(cluster, catalog)
+        cluster,
+        catalog,
+        configured_policy(settings),
+        CostModel(cluster, catalog),
+        gpus_keep_state=setup.gpus_keep_state,
     )
     airflow_engine = store_engine(metadata_db_url)
     store = FateStore(store_engine(settings.store_conn) if settings.store_conn else airflow_engine)

@@ -274,10 +274,15 @@ class FateStore:
             }
             for r in rows
         ]
+        self._replace_node_rows(fate_residency, node, values)
+
+    def _replace_node_rows(self, table: Table, node: str, values: list[dict[str, Any]]) -> None:
+        """Replace every row of ``node`` in ``table`` in one transaction (readers never
+        see a node half-written)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(fate_residency).where(fate_residency.c.node == node))
+            conn.execute(delete(table).where(table.c.node == node))
             if values:
-                conn.execute(insert(fate_residency), values)
+                conn.execute(insert(table), values)
 
     def residency(self) -> list[ResidencyRow]:
         query = select(fate_residency).order_by(
@@ -312,10 +317,7 @@ class FateStore:
             }
             for r in rows
         ]
-        with self.engine.begin() as conn:
-            conn.execute(delete(fate_prefix_kv).where(fate_prefix_kv.c.node == node))
-            if values:
-                conn.execute(insert(fate_prefix_kv), values)
+        self._replace_node_rows(fate_prefix_kv, node, values)
 
     def prefix_kv(self) -> list[PrefixRow]:
         """Every stored prefix-KV entry, by node, GPU and LRU rank."""

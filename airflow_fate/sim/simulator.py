@@ -58,6 +58,8 @@ class Simulation:
     noise: float = 0.15
     cost: CostModel | None = None
     progress: Callable[[int, int], None] | None = None
+    gpus_keep_state: bool = True
+    """False simulates a process per stage (pods): nothing stays on a GPU after it."""
     graph: WorkloadGraph = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,7 +67,9 @@ class Simulation:
         if self.cost is None:
             self.cost = CostModel(self.cluster, self.catalog)
         self._cost: CostModel = self.cost
-        self._state = ClusterState(self.cluster, self.catalog, self.graph)
+        self._state = ClusterState(
+            self.cluster, self.catalog, self.graph, gpus_keep_state=self.gpus_keep_state
+        )
         self._rng = random.Random(self.seed)
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
@@ -188,11 +192,21 @@ def simulate(
     noise: float = 0.15,
     progress: Callable[[int, int], None] | None = None,
     cost: CostModel | None = None,
+    gpus_keep_state: bool = True,
 ) -> RunResult:
     """Run ``policy`` on ``workload`` and return its metrics and placements.
 
-    ``cost`` replaces the profile cost model (e.g. one with learned corrections).
+    ``cost`` replaces the profile cost model (e.g. one with learned corrections);
+    ``gpus_keep_state`` False models a process per stage (see `ClusterState`).
     """
     return Simulation(
-        cluster, catalog, workload, policy, seed=seed, noise=noise, cost=cost, progress=progress
+        cluster,
+        catalog,
+        workload,
+        policy,
+        seed=seed,
+        noise=noise,
+        cost=cost,
+        progress=progress,
+        gpus_keep_state=gpus_keep_state,
     ).run()

@@ -146,6 +146,8 @@ class Snapshot:
     finished: Mapping[int, float]
     arrived: Mapping[int, float]
     service: Mapping[int, float]
+    gpus_keep_state: bool = True
+    """Whether weights and prefix KV outlive the stage that loaded them (see `ClusterState`)."""
 
     def reserve(self, stage: int, gpus: tuple[int, ...], est_run_s: float) -> Snapshot:
         """This snapshot as it would look after reserving ``gpus`` for ``stage``.
@@ -243,10 +245,26 @@ def reserve_gpus(
 class ClusterState:
     """Mutable bookkeeping of a cluster running a workload. Change it only via `apply`."""
 
-    def __init__(self, cluster: Cluster, catalog: ModelCatalog, graph: WorkloadGraph) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        catalog: ModelCatalog,
+        graph: WorkloadGraph,
+        *,
+        gpus_keep_state: bool = True,
+    ) -> None:
+        """
+        Args:
+            gpus_keep_state: False when every stage runs in a fresh process that frees its
+                GPUs on exit (a Kubernetes pod per stage): weights and prefix KV then leave
+                the GPU with the stage, so each stage loads its model (from the node's
+                host cache or disk, which do persist) and no prefix is reused across
+                stages. True for long-lived device workers that keep them warm.
+        """
         self.cluster = cluster
         self.catalog = catalog
         self.graph = graph
+        self.gpus_keep_state = gpus_keep_state
         self.now = 0.0
         self._gpus: list[GpuState] = [GpuState() for _ in cluster.gpus]
         self._nodes: list[NodeState] = [NodeState() for _ in cluster.nodes]
@@ -274,6 +292,7 @@ class ClusterState:
             finished=MappingProxyType(self._finished),
             arrived=MappingProxyType(self._arrived),
             service=MappingProxyType(self._service),
+            gpus_keep_state=self.gpus_keep_state,
         )
 
     def gpu(self, g: int) -> GpuState:
@@ -434,7 +453,12 @@ class ClusterState:
                 budget = gpu_type.memory_gib * gpu_type.prefix_kv_fraction
                 kv = _touch_lru(kv, (stage.model, stage.prefix_id), prefix_gib, budget)
             busy = event.time + st.pending_run_s
-            self._gpus[g] = replace(st, running=None, prefix_kv=kv, busy_until=busy)
+            if self.gpus_keep_state:
+                self._gpus[g] = replace(st, running=None, prefix_kv=kv, busy_until=busy)
+            else:  # the stage's process freed the GPU: nothing stays resident
+                self._gpus[g] = replace(
+                    st, running=None, resident=(), prefix_kv=(), busy_until=busy
+                )
         self._finished[event.stage] = event.time
         wf = stage.workflow
         self._service[wf] = self._service.get(wf, 0.0) + event.run_s * len(gpus)

@@ -310,11 +310,14 @@ class Scorer:
         cfg = self.cfg
         if not self.future:
             return Scored(gpus, est, (0.0, 0.0, 0.0, 0.0, 0.0), est.total)
+        # Residency, prefix and eviction value state left on the GPU; when GPUs keep
+        # nothing after a stage (a pod per stage) there is no such state to value.
+        kept = self.snap.gpus_keep_state
         terms = (
-            self.residency(s, gpus, est.total) if cfg.residency else 0.0,
+            self.residency(s, gpus, est.total) if cfg.residency and kept else 0.0,
             self.locality(s, gpus) if cfg.locality else 0.0,
-            self.prefix(s, gpus) if cfg.prefix else 0.0,
-            self.eviction(s, gpus) if cfg.eviction else 0.0,
+            self.prefix(s, gpus) if cfg.prefix and kept else 0.0,
+            self.eviction(s, gpus) if cfg.eviction and kept else 0.0,
             self.reachability(s, gpus, est.run) if cfg.reachability else 0.0,
         )
         credits = terms[0] + terms[1] + terms[2]

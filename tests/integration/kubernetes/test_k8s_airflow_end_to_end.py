@@ -104,6 +104,10 @@ def test_example_dag_runs_as_pods(mode: GpuMode, apiserver: FakeApiServer, tmp_p
     assert sorted(p.key.task_id for p in placements) == sorted(TASKS), "one placement per task"
     assert {p.launcher for p in placements} == {"kubernetes"}
     assert {p.state for p in placements} == {"success"}
+    # Each pod loads its model afresh: the planner must not predict a warm GPU.
+    assert all(p.predicted["load"] > 0 for p in placements if p.gpus), [
+        (p.key.task_id, p.predicted) for p in placements
+    ]
 
     created = created_objects(apiserver, "pods")
     keys = [naming.key_from_annotations(p["metadata"].get("annotations")) for p in created]

@@ -96,6 +96,7 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
     )
     setup = build_launcher(s, tmp_path)
     assert isinstance(setup.launcher, KubernetesLauncher)
+    assert setup.gpus_keep_state is False, "a pod per stage keeps nothing on the GPU"
     assert setup.cluster == load_cluster(cluster_file)
     where = setup.placement([1])
     assert (where.node, where.gpu_indices, where.gpu_uuids) == ("gpu-a", (1,), ("GPU-a-1",))

@@ -341,3 +341,25 @@ def test_no_horizon_has_no_future_terms() -> None:
         for o in options_for(snap, ABLATIONS["fate-no-horizon"]).values()
     )
     assert any(o.terms != (0.0,) * len(TERMS) for o in options_for(snap, FateConfig()).values())
+
+
+def test_no_credit_for_gpu_state_that_a_pod_per_stage_does_not_keep() -> None:
+    """With a process per stage the residency, prefix and eviction terms have nothing to
+    value; locality and reachability still apply. With workers that keep state they do
+    move scores (so the check below can fail)."""
+    cluster, catalog = make_cluster(), make_catalog()
+    shared = {"id": "sys", "tokens": 300}
+    wl = make_workload(
+        [stage("a", prefix=shared), stage("b", parents=["a"], prefix=shared)], copies=4
+    )
+    kept_terms = set()
+    for keep in (True, False):
+        result = simulate(cluster, catalog, wl, make_policy("fate"), seed=1, gpus_keep_state=keep)
+        for p in result.placements:
+            assert p.future_terms is not None
+            stateful = {t: p.future_terms[t] for t in ("residency", "prefix", "eviction")}
+            if keep:
+                kept_terms.update(t for t, v in stateful.items() if v != 0)
+            else:
+                assert set(stateful.values()) == {0.0}, stateful
+    assert kept_terms, "with long-lived workers some stateful term is non-zero"

@@ -119,3 +119,32 @@ def test_assigning_a_stage_that_is_not_ready_fails() -> None:
     state = build([stage("a"), stage("b", parents=["a"])])
     with pytest.raises(ValueError, match="not ready"):
         state.apply(StageAssigned(1, (0,), 0.0, 1.0))
+
+
+def test_a_process_per_stage_leaves_nothing_on_the_gpu() -> None:
+    """Pods free their GPUs on exit: the next stage loads again (from the host cache) and
+    reuses no prefix; with long-lived workers the same stage finds both warm."""
+    from airflow_fate.cost.estimator import CostModel
+
+    stages = [
+        stage("a", prefix={"id": "sys", "tokens": 200}),
+        stage("b", parents=["a"], prefix={"id": "sys", "tokens": 200}),
+    ]
+    cluster, catalog = make_cluster(), make_catalog()
+    cost = CostModel(cluster, catalog)
+    loads: dict[bool, float] = {}
+    for keep in (True, False):
+        graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
+        state = ClusterState(cluster, catalog, graph, gpus_keep_state=keep)
+        state.apply(WorkflowArrived(0, 0.0))
+        run(state, 0, (0,), 0.0)
+        snap = state.snapshot()
+        b = graph.stages[1]
+        loads[keep] = cost.load_time(b, (0,), snap)
+        assert bool(state.gpu(0).resident) is keep
+        assert bool(state.gpu(0).prefix_kv) is keep
+        assert state.node(0).cached("small-lm"), "the node's host cache outlives the pod"
+        assert cost.reused_tokens(b, (0,), snap) == (200 if keep else 0)
+    assert loads[True] == 0.0
+    assert loads[False] > 0
+    assert loads[False] == pytest.approx(cost.cold_load_time("small-lm", (0,), snap))
