@@ -9,6 +9,10 @@ writes ``--json OUT``::
      "placements": [{"dag_id", "task_id", "node", "gpus", "policy", "start", "end"}],
      "measured": [...], "wall_s": ..., "executor": {...}}
 
+With ``--serve`` the API server and scheduler keep running after the runs, so the
+Airflow UI and its FATE monitor (GPU map, run Gantt, "why this GPU") can be browsed
+at the printed address until Ctrl-C.
+
 Every process it started is stopped at the end (process groups, SIGTERM then SIGKILL),
 also on Ctrl-C or SIGTERM. Exit code 0 when every DAG run succeeded.
 """
@@ -51,6 +55,14 @@ def register(sub: Any) -> None:
     p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME afterwards")
     p.add_argument("--db-url", default=None, help="metadata DB URL (default: SQLite)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for the runs")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the runs, keep Airflow up to browse the UI and FATE monitor (Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help="API server / UI port (default: a free one)"
+    )
     p.set_defaults(func=run)
 
 
@@ -61,6 +73,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise InputError("--timeout", "", f"must be > 0, got {args.timeout}")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise InputError("--port", "", f"must be a TCP port (1-65535), got {args.port}")
     from airflow_fate.demo.environment import AirflowEnvironment
 
     console = Console()
@@ -68,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     own_home = args.home is None
     home = Path(tempfile.mkdtemp(prefix="fate-demo-")) if own_home else args.home
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    env = AirflowEnvironment(home, db_url=args.db_url, policy=args.policy)
+    port = {} if args.port is None else {"port": args.port}
+    env = AirflowEnvironment(home, db_url=args.db_url, policy=args.policy, **port)
     try:
         return _demo(env, args, console, t0)
     except KeyboardInterrupt:
@@ -113,7 +128,29 @@ def _demo(env: AirflowEnvironment, args: argparse.Namespace, console: Console, t
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = result_document(final, placements, wall, metrics)
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.serve:
+        url = f"http://127.0.0.1:{env.port}"
+        say(
+            f"serving the Airflow UI at {url}/ (FATE GPU map: {url}/plugin/fate-gpus; "
+            "each run's 'GPU placement' tab); Ctrl-C stops"
+        )
+        serve_until_interrupted(env)
     return 0 if ok else 1
+
+
+def serve_until_interrupted(env: AirflowEnvironment, poll_s: float = 1.0) -> None:
+    """Block while the API server and scheduler run; return on Ctrl-C or SIGTERM.
+
+    Raises:
+        RuntimeError: a service exited on its own (its log tail says why).
+    """
+    try:
+        while True:
+            env.check_alive("api-server")
+            env.check_alive("scheduler")
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        return
 
 
 def _progress(env: AirflowEnvironment, runs: list[DagRunState], say: Any) -> Any:

@@ -1,0 +1,47 @@
+"""``airflow-fate demo`` options that need no Airflow: ``--serve`` and ``--port``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from airflow_fate.cli.demo import run, serve_until_interrupted
+from airflow_fate.errors import InputError
+
+
+class _Services:
+    """Stands in for `AirflowEnvironment`'s liveness checks only."""
+
+    def __init__(self, dies_after: int | None = None, interrupt_after: int | None = None):
+        self.calls: list[str] = []
+        self.dies_after = dies_after
+        self.interrupt_after = interrupt_after
+
+    def check_alive(self, name: str) -> None:
+        self.calls.append(name)
+        n = len(self.calls)
+        if self.interrupt_after is not None and n > self.interrupt_after:
+            raise KeyboardInterrupt
+        if self.dies_after is not None and n > self.dies_after:
+            raise RuntimeError(f"{name} exited with code 1")
+
+
+def test_serve_watches_both_services_until_ctrl_c() -> None:
+    services = _Services(interrupt_after=6)
+    serve_until_interrupted(services, poll_s=0.0)  # type: ignore[arg-type]
+    assert services.calls[:6] == ["api-server", "scheduler"] * 3
+
+
+def test_serve_reports_a_service_that_died() -> None:
+    services = _Services(dies_after=3)
+    with pytest.raises(RuntimeError, match="scheduler exited"):
+        serve_until_interrupted(services, poll_s=0.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("port", [0, 70000])
+def test_bad_port_is_refused_before_anything_starts(port: int) -> None:
+    args: Any = argparse.Namespace(timeout=10.0, port=port)
+    with pytest.raises(InputError, match="--port"):
+        run(args)
