@@ -76,15 +76,19 @@ def busy_until(p: PlacementRow) -> Any:
 def check_children_follow_parents(
     placements: list[PlacementRow], upstream: Mapping[str, Mapping[str, list[str]]]
 ) -> int:
-    """A child stage with its parent's model ran on its parent's GPUs when they were free.
+    """A child stage with its parents' model ran on one of those parents' GPUs when any
+    of them were free.
 
-    "Free": no other try occupied those GPUs when the child started. Returns how many
-    (parent, child) pairs the rule applied to.
+    "Free": no other try occupied those GPUs when the child started. A child with two
+    same-model parents on different GPUs (a join such as ``revise`` after two reviews)
+    can follow only one of them, so any one is accepted. Returns how many children the
+    rule applied to.
     """
     stages = [p for p in placements if p.gpus]
     by_task = {(p.key.dag_id, p.key.run_id, p.key.task_id): p for p in stages}
     checked = 0
     for child in stages:
+        free_parents = []
         for parent_id in upstream[child.key.dag_id][child.key.task_id]:
             parent = by_task.get((child.key.dag_id, child.key.run_id, parent_id))
             if parent is None or parent.model != child.model or parent.node != child.node:
@@ -97,11 +101,13 @@ def check_children_follow_parents(
                 and set(o.gpus) & set(parent.gpus)
                 and o.start <= child.start < busy_until(o)
             ]
-            if others:
-                continue
-            checked += 1
-            assert child.gpus == parent.gpus, (
-                f"{child.key.task_id} ({child.model}) ran on {child.gpus} although its parent "
-                f"{parent_id} ran on {parent.gpus}, free at {child.start}"
-            )
+            if not others:
+                free_parents.append(parent)
+        if not free_parents:
+            continue
+        checked += 1
+        assert child.gpus in {p.gpus for p in free_parents}, (
+            f"{child.key.task_id} ({child.model}) ran on {child.gpus} although its parents "
+            f"{[(p.key.task_id, p.gpus) for p in free_parents]} were free at {child.start}"
+        )
     return checked
