@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
         help="cost-correction state file learned by `airflow-fate run` (default: none)",
     )
     p.add_argument(
+        "--pod-per-stage",
+        action="store_true",
+        help="every stage in a fresh process that frees its GPUs (as the Kubernetes "
+        "launcher runs them): no model or prefix KV outlives a stage on a GPU",
+    )
+    p.add_argument(
         "--no-timings",
         action="store_true",
         help="leave wall-clock planner timings out of the JSON (byte-identical reruns)",
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             progress=update,
             cost=cost,
+            gpus_keep_state=not args.pod_per_stage,
         )
     if args.no_timings:
         result = result.without_timings()
