@@ -79,10 +79,12 @@ def check_children_follow_parents(
     """A child stage with its parents' model ran on one of those parents' GPUs when any
     of them were free.
 
-    "Free": no other try occupied those GPUs when the child started. A child with two
-    same-model parents on different GPUs (a join such as ``revise`` after two reviews)
-    can follow only one of them, so any one is accepted. Returns how many children the
-    rule applied to.
+    "Free": no other try used those GPUs at any time while the child ran. (Siblings
+    placed in the same decision epoch compete for their parent's GPU: one gets it, the
+    other runs beside it at the same time, which is the better plan when another GPU
+    holds the model too.) A child with two same-model parents on different GPUs (a join
+    such as ``revise`` after two reviews) can follow only one of them, so any one is
+    accepted. Returns how many children the rule applied to.
     """
     stages = [p for p in placements if p.gpus]
     by_task = {(p.key.dag_id, p.key.run_id, p.key.task_id): p for p in stages}
@@ -99,7 +101,8 @@ def check_children_follow_parents(
                 if o is not child
                 and o.node == parent.node
                 and set(o.gpus) & set(parent.gpus)
-                and o.start <= child.start < busy_until(o)
+                and o.start < busy_until(child)
+                and child.start < busy_until(o)
             ]
             if not others:
                 free_parents.append(parent)
