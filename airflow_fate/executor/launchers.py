@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_cluster
 from airflow_fate.errors import InputError
-from airflow_fate.executor.settings import FateSettings, discovers_inventory
+from airflow_fate.executor.settings import FateSettings, cluster_file, discovers_inventory
 from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchEvent, LaunchRequest, TaskKey
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
     from airflow_fate.executor.local_launcher import LocalTaskLauncher
     from airflow_fate.launch.inventory import bind, discover, load_inventory
 
-    cluster = load_cluster(_cluster_file(settings))
+    cluster = load_cluster(cluster_file(settings))
     if settings.inventory is not None:
         inventory = load_inventory(settings.inventory)
     else:
@@ -102,12 +102,6 @@ def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
         worker_idle_s=settings.worker_idle_s,
     )
     return LauncherSetup(launcher, local_placement(cluster), cluster, gpus_keep_state=True)
-
-
-def _cluster_file(settings: FateSettings) -> Path:
-    if settings.cluster is None:
-        raise InputError("[fate]", "cluster", "required (set [fate] cluster)")
-    return settings.cluster
 
 
 def _kubernetes(settings: FateSettings) -> LauncherSetup:
@@ -126,7 +120,7 @@ def _kubernetes(settings: FateSettings) -> LauncherSetup:
         inventory = _discover(settings, launcher_settings)
     else:
         assert settings.kubernetes_devices is not None
-        inventory = load_inventory(_cluster_file(settings), settings.kubernetes_devices)
+        inventory = load_inventory(cluster_file(settings), settings.kubernetes_devices)
     return LauncherSetup(
         KubernetesLauncher(launcher_settings),
         inventory.placement,

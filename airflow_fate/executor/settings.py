@@ -130,7 +130,18 @@ def _check_cluster_source(settings: FateSettings) -> None:
                 "with launcher = kubernetes, set kubernetes_devices too (inventory from "
                 "files), or unset cluster to discover the inventory from the cluster",
             )
-    elif settings.cluster is None:
+    else:
+        cluster_file(settings)
+
+
+def cluster_file(settings: FateSettings) -> Path:
+    """``[fate] cluster``, for every mode that plans on a file.
+
+    Raises:
+        InputError: it is unset.
+    """
+    if settings.cluster is None:
         raise InputError(
             "[fate]", "cluster", "required (set [fate] cluster or AIRFLOW__FATE__CLUSTER)"
         )
+    return settings.cluster

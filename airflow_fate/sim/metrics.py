@@ -193,16 +193,7 @@ def summarise(
 def _decision_fields(record: DecisionRecord | None, cluster: Cluster) -> dict[str, object]:
     if record is None:
         return {}
-    c = record.cost
-    out: dict[str, object] = {
-        "predicted": Breakdown(
-            wait=_r(c.wait),
-            load=_r(c.load),
-            input=_r(c.input),
-            prefill=_r(c.prefill),
-            decode=_r(c.decode),
-        )
-    }
+    out: dict[str, object] = {"predicted": _predicted(record.cost)}
     if record.future_terms:
         out["future_terms"] = {k: _r(v) for k, v in record.future_terms}
     if record.runner_up is not None:
@@ -213,6 +204,17 @@ def _decision_fields(record: DecisionRecord | None, cluster: Cluster) -> dict[st
             "score": _r(record.runner_up_score or 0.0),
         }
         if record.runner_up_cost is not None:
-            runner_up["predicted"] = {k: _r(v) for k, v in record.runner_up_cost.as_dict().items()}
+            runner_up["predicted"] = _predicted(record.runner_up_cost).model_dump()
         out["runner_up"] = runner_up
     return out
+
+
+def _predicted(c: StageCost) -> Breakdown:
+    """A predicted `StageCost` as rounded JSON seconds."""
+    return Breakdown(
+        wait=_r(c.wait),
+        load=_r(c.load),
+        input=_r(c.input),
+        prefill=_r(c.prefill),
+        decode=_r(c.decode),
+    )
