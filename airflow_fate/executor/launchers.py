@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_cluster
 from airflow_fate.errors import InputError
-from airflow_fate.executor.settings import FateSettings, cluster_file, discovers_inventory
+from airflow_fate.executor.settings import FateSettings, cluster_file
 from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchEvent, LaunchRequest, TaskKey
 
 if TYPE_CHECKING:
@@ -116,10 +116,9 @@ def _kubernetes(settings: FateSettings) -> LauncherSetup:
     from airflow_fate.launch.kubernetes.settings import load_settings
 
     launcher_settings = load_settings(settings.kubernetes_settings)
-    if discovers_inventory(settings):
+    if settings.kubernetes_devices is None:  # discovery (`discovers_inventory`)
         inventory = _discover(settings, launcher_settings)
     else:
-        assert settings.kubernetes_devices is not None
         inventory = load_inventory(cluster_file(settings), settings.kubernetes_devices)
     return LauncherSetup(
         KubernetesLauncher(launcher_settings),
