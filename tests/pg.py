@@ -1,7 +1,8 @@
 """A fresh PostgreSQL database per test run (127.0.0.1:5432, user postgres, trust auth).
 
 Tests that need PostgreSQL use `fresh_database`; it is skipped with the reason when the
-server cannot be reached, and the database is dropped afterwards in every case.
+server cannot be reached (a failure under ``CI=true``, where the server always runs),
+and the database is dropped afterwards in every case.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def fresh_database(prefix: str = "fate_test") -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except (OperationalError, ImportError) as exc:
-        pytest.skip(f"PostgreSQL at {ADMIN_URL} is not available: {exc}")
+        reason = f"PostgreSQL at {ADMIN_URL} is not available: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
