@@ -76,15 +76,18 @@ def busy_until(p: PlacementRow) -> Any:
 def check_children_follow_parents(
     placements: list[PlacementRow], upstream: Mapping[str, Mapping[str, list[str]]]
 ) -> int:
-    """A child stage with its parents' model ran on one of those parents' GPUs when any
-    of them were free.
+    """A child stage never loads its model cold while a same-model parent's GPU still
+    held that model and was free.
 
-    "Free": no other try used those GPUs at any time while the child ran. (Siblings
-    placed in the same decision epoch compete for their parent's GPU: one gets it, the
-    other runs beside it at the same time, which is the better plan when another GPU
-    holds the model too.) A child with two same-model parents on different GPUs (a join
-    such as ``revise`` after two reviews) can follow only one of them, so any one is
-    accepted. Returns how many children the rule applied to.
+    A parent's GPUs "still held the model and were free" when no try of another model
+    used them between the parent's end and the child's end (it may have evicted the
+    model: three one-model GPUs here) and no other try used them while the child ran
+    (siblings placed in one decision epoch compete for their parent's GPU). The child
+    passes by running on such a parent's GPUs or on another GPU where its model was
+    warm: when two free GPUs hold the model the planner's choice between them is a tie
+    (one node, so outputs are local either way). A join such as ``revise`` after two
+    reviews on different GPUs can follow only one parent, so any one counts. Returns
+    how many children the rule applied to.
     """
     stages = [p for p in placements if p.gpus]
     by_task = {(p.key.dag_id, p.key.run_id, p.key.task_id): p for p in stages}
@@ -95,22 +98,31 @@ def check_children_follow_parents(
             parent = by_task.get((child.key.dag_id, child.key.run_id, parent_id))
             if parent is None or parent.model != child.model or parent.node != child.node:
                 continue
-            others = [
+            shared = [
                 o
                 for o in stages
                 if o is not child
+                and o is not parent
                 and o.node == parent.node
                 and set(o.gpus) & set(parent.gpus)
-                and o.start < busy_until(child)
-                and child.start < busy_until(o)
             ]
-            if not others:
+            taken = any(o.start < busy_until(child) and child.start < busy_until(o) for o in shared)
+            evicting = any(
+                o.model != child.model
+                and busy_until(parent) < busy_until(o)
+                and o.start < busy_until(child)
+                for o in shared
+            )
+            if not taken and not evicting and busy_until(parent) <= child.start:
                 free_parents.append(parent)
         if not free_parents:
             continue
         checked += 1
-        assert child.gpus in {p.gpus for p in free_parents}, (
-            f"{child.key.task_id} ({child.model}) ran on {child.gpus} although its parents "
-            f"{[(p.key.task_id, p.gpus) for p in free_parents]} were free at {child.start}"
+        followed = child.gpus in {p.gpus for p in free_parents}
+        warm = bool((child.measured or {}).get("model_warm"))
+        assert followed or warm, (
+            f"{child.key.task_id} ({child.model}) loaded its model cold on {child.gpus} "
+            f"although its parents {[(p.key.task_id, p.gpus) for p in free_parents]} "
+            f"still held it and were free at {child.start}"
         )
     return checked
