@@ -105,7 +105,13 @@ def run_bench(
     s = config.setting
     runs = run_jobs(s, build_jobs(config), config.workers, progress)
     results = summarise_runs(
-        runs, suite=s.suite, seeds=config.seeds, workflows=s.workflows, load=s.load, noise=s.noise
+        runs,
+        suite=s.suite,
+        seeds=config.seeds,
+        workflows=s.workflows,
+        load=s.load,
+        noise=s.noise,
+        launcher=s.launcher,
     )
     out = config.out
     files = [out / "results.json", out / "results.md", out / "normalized.png"]
@@ -118,7 +124,7 @@ def run_bench(
     gantt = _gantt_runs(results, runs)
     if gantt:
         files.append(out / "gantt.png")
-        title = f"{s.suite}, seed {config.seeds[0]}, {s.workflows} workflows"
+        title = f"{s.suite}, seed {config.seeds[0]}, {s.workflows} workflows, {s.launcher}"
         if results.points:
             title += f", F = {GANTT_FRACTION:g}"
         plots.plot_gantt(gantt, load_cluster(s.cluster), files[-1], title)

@@ -64,7 +64,8 @@ def render_markdown(results: BenchResults, command: str | None = None) -> str:
         f"# Benchmark: `{results.suite}`",
         "",
         f"{results.workflows} workflows per workload, {len(seeds)} seeds "
-        f"({', '.join(map(str, seeds))}), offered load {results.load:g}, runtime noise "
+        f"({', '.join(map(str, seeds))}), offered load {results.load:g}, launcher "
+        f"`{results.launcher}`, runtime noise "
         f"sigma {results.noise:g}. Makespan and P95 workflow latency are divided by "
         f"RoundRobin's on the same seed, then averaged: mean ± 95% CI (Student t over seeds"
         f"{'; no interval with one seed' if len(seeds) == 1 else ''}).",
@@ -79,6 +80,7 @@ def render_markdown(results: BenchResults, command: str | None = None) -> str:
         lines += ["", "Regenerate with:", "", "```", command, "```"]
     lines += ["", "## Main results", "", *main_table(results.policies)]
     lines += fallback_note(results.policies)
+    lines += ["", "## Seconds and counters", "", *counters_table(results.policies)]
     lines += ["", "## Ablations", "", *ablation_table(results.policies)]
     if results.points:
         lines += ["", "## Prefix-reuse sweep", "", *sweep_tables(results)]
@@ -107,6 +109,28 @@ def main_table(policies: Mapping[str, PolicySummary]) -> list[str]:
     named = [f"{label}: {best[m]}" for m, label in zip(METRICS, ("makespan", "P95"), strict=True)]
     out += ["", f"Best baseline per metric: {'; '.join(named)}."]
     return out
+
+
+def counters_table(policies: Mapping[str, PolicySummary]) -> list[str]:
+    """Raw makespan and P95 seconds, and per-run model loads, evictions and pod starts."""
+    out = [
+        "Means over seeds, per run.",
+        "",
+        "| Policy | Makespan s | P95 s | Model loads | Evictions | Pod starts |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for p, s in policies.items():
+        counts = [_fmt(c, 1) if c is not None else "n/a" for c in _counts(s)]
+        out.append(
+            f"| {p} | {_fmt(s.makespan_s, 1)} | {_fmt(s.p95_latency_s, 1)} | "
+            + " | ".join(counts)
+            + " |"
+        )
+    return out
+
+
+def _counts(s: PolicySummary) -> tuple[MeanCI | None, MeanCI | None, MeanCI | None]:
+    return s.model_loads, s.evictions, s.pod_starts
 
 
 def fallback_note(policies: Mapping[str, PolicySummary]) -> list[str]:

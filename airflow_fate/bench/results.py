@@ -7,6 +7,7 @@ Per policy (top level, and per sweep point for ``prefix-reuse``)::
                                           seeds (see `airflow_fate.bench.stats`)
     makespan_s, p95_latency_s             the raw seconds, mean and CI over seeds
     makespan_over_lower_bound             makespan over the simulator's lower bound
+    model_loads, evictions, pod_starts    counts per run, mean and CI over seeds
     planner_p99_ms                        the worst run's p99 wall-clock ms per decision
     planner_decisions, planner_fallbacks  ``plan`` calls over all runs, and how many fell
                                           back to a greedy answer (a solver time limit)
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 
 from airflow_fate.bench.runner import JobResult, Point
 from airflow_fate.bench.stats import mean_ci, normalise
+from airflow_fate.state.hosting import HostingMode
 
 REFERENCE = "round-robin"
 """The policy every metric is normalised by."""
@@ -53,6 +55,9 @@ class PolicySummary(BaseModel):
     makespan_s: MeanCI
     p95_latency_s: MeanCI
     makespan_over_lower_bound: MeanCI
+    model_loads: MeanCI | None = None
+    evictions: MeanCI | None = None
+    pod_starts: MeanCI | None = None
     planner_p99_ms: float
     planner_decisions: int
     planner_fallbacks: int
@@ -74,6 +79,7 @@ class BenchResults(BaseModel):
     workflows: int
     load: float
     noise: float
+    launcher: HostingMode = "local"
     normalized_by: str = REFERENCE
     policies: dict[str, PolicySummary]
     points: list[PointResults] | None = None
@@ -87,6 +93,7 @@ def summarise_runs(
     workflows: int,
     load: float,
     noise: float,
+    launcher: HostingMode = "local",
 ) -> BenchResults:
     """Summarise job results (every policy on every seed and point) into `BenchResults`.
 
@@ -108,6 +115,7 @@ def summarise_runs(
         workflows=workflows,
         load=load,
         noise=noise,
+        launcher=launcher,
         policies=_summarise(results),
         points=per_point or None,
     )
@@ -118,6 +126,9 @@ def _summarise(results: Sequence[JobResult]) -> dict[str, PolicySummary]:
     makespan = _by_policy(results, lambda r: r.makespan_s)
     p95 = _by_policy(results, lambda r: r.p95_latency_s)
     over_lb = _by_policy(results, lambda r: r.makespan_s / r.lower_bound_s)
+    loads = _by_policy(results, lambda r: r.model_loads)
+    evictions = _by_policy(results, lambda r: r.evictions)
+    pod_starts = _by_policy(results, lambda r: r.pod_starts)
     norm_makespan = normalise(makespan, REFERENCE)
     norm_p95 = normalise(p95, REFERENCE)
     p99: dict[str, float] = defaultdict(float)
@@ -134,6 +145,9 @@ def _summarise(results: Sequence[JobResult]) -> dict[str, PolicySummary]:
             makespan_s=_over_seeds(makespan[policy]),
             p95_latency_s=_over_seeds(p95[policy]),
             makespan_over_lower_bound=_over_seeds(over_lb[policy]),
+            model_loads=_over_seeds(loads[policy]),
+            evictions=_over_seeds(evictions[policy]),
+            pod_starts=_over_seeds(pod_starts[policy]),
             planner_p99_ms=_round(p99[policy]),
             planner_decisions=decisions[policy],
             planner_fallbacks=fallbacks[policy],

@@ -36,6 +36,7 @@ from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
+from airflow_fate.state.hosting import Hosting, HostingMode
 from airflow_fate.workloads import GenerateRequest, SuiteOptions, generate
 
 
@@ -50,6 +51,7 @@ class Setting:
         noise: the simulator's lognormal sigma of actual over estimated runtimes.
         cluster: path of the ``cluster.yaml``.
         models: path of the ``models.yaml``.
+        launcher: how stages are hosted (`airflow_fate.state.hosting`).
     """
 
     suite: str
@@ -58,6 +60,7 @@ class Setting:
     noise: float
     cluster: str
     models: str
+    launcher: HostingMode = "local"
 
 
 @dataclass(frozen=True, order=True)
@@ -108,6 +111,9 @@ class JobResult:
         planner_p99_ms: 99th percentile wall-clock milliseconds of one ``plan`` call.
         decisions: number of ``plan`` calls.
         fallbacks: decisions that fell back to the policy's greedy answer.
+        model_loads: stages that loaded their model (cold starts).
+        evictions: models evicted to make room.
+        pod_starts: pods started (worker pods, or one per stage).
         wall_s: wall-clock seconds of the simulation (timing only).
         bars: the run's placements if ``job.keep_bars``, else empty.
     """
@@ -121,6 +127,9 @@ class JobResult:
     decisions: int
     fallbacks: int
     wall_s: float
+    model_loads: int = 0
+    evictions: int = 0
+    pod_starts: int = 0
     bars: tuple[GanttBar, ...] = ()
 
 
@@ -192,7 +201,10 @@ def run_job(setting: Setting, job: Job) -> JobResult:
     workload = _workload(setting, job.seed, job.point)
     policy = make_policy(job.policy, job.seed)
     t0 = time.perf_counter()
-    result = simulate(cluster, catalog, workload, policy, seed=job.seed, noise=setting.noise)
+    hosting = Hosting.of(setting.launcher, cluster)
+    result = simulate(
+        cluster, catalog, workload, policy, seed=job.seed, noise=setting.noise, hosting=hosting
+    )
     wall = time.perf_counter() - t0
     return JobResult(
         job=job,
@@ -204,6 +216,9 @@ def run_job(setting: Setting, job: Job) -> JobResult:
         decisions=result.planner.decisions,
         fallbacks=result.planner.fallbacks,
         wall_s=wall,
+        model_loads=result.counters.model_loads,
+        evictions=result.counters.evictions,
+        pod_starts=result.counters.pod_starts,
         bars=gantt_bars(result, cluster, workload) if job.keep_bars else (),
     )
 

@@ -21,6 +21,7 @@ from airflow_fate.bench.driver import BenchConfig, run_bench
 from airflow_fate.bench.report import FATE, is_fate
 from airflow_fate.bench.results import BenchResults
 from airflow_fate.bench.runner import Setting, default_workers
+from airflow_fate.cli.common import add_launcher_arg
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.errors import InputError
@@ -66,6 +67,7 @@ def register(sub: Any) -> None:
         help=f"worker processes (default min(2, CPUs) = {default_workers()}); results do "
         "not depend on it unless a planner hits its time limit (planner_fallbacks)",
     )
+    add_launcher_arg(p)
     p.add_argument("--cluster", type=Path, default=None, help="cluster.yaml (default: examples/)")
     p.add_argument("--models", type=Path, default=None, help="models.yaml (default: examples/)")
     p.set_defaults(func=run)
@@ -96,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     cluster = args.cluster or EXAMPLES / "cluster.yaml"
     models = args.models or EXAMPLES / "models.yaml"
     load_models(models, load_cluster(cluster))  # fail here, not in every worker
-    out = args.out or Path("out") / f"bench-{suite}"
+    out = args.out or Path("out") / default_folder(suite, args.launcher)
     return BenchConfig(
         setting=Setting(
             suite=suite,
@@ -105,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             noise=args.noise,
             cluster=str(cluster),
             models=str(models),
+            launcher=args.launcher,
         ),
         seeds=tuple(range(args.seeds)),
         policies=parse_policies(args.policies),
@@ -112,6 +115,11 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         workers=args.jobs,
         command=command_line(args, suite, out),
     )
+
+
+def default_folder(suite: str, launcher: str) -> str:
+    """``bench-<suite>``, with ``-<launcher>`` unless the launcher is local."""
+    return f"bench-{suite}" if launcher == "local" else f"bench-{suite}-{launcher}"
 
 
 def parse_policies(text: str) -> tuple[str, ...]:
@@ -140,6 +148,8 @@ def command_line(args: argparse.Namespace, suite: str, out: Path) -> str:
         parts.append(f"--load {args.load:g}")
     if args.noise != DEFAULT_NOISE:
         parts.append(f"--noise {args.noise:g}")
+    if args.launcher != "local":
+        parts.append(f"--launcher {args.launcher}")
     for flag, path in (("--cluster", args.cluster), ("--models", args.models)):
         if path is not None:
             parts.append(f"{flag} {path}")
@@ -148,7 +158,10 @@ def command_line(args: argparse.Namespace, suite: str, out: Path) -> str:
 
 
 def print_summary(results: BenchResults) -> None:
-    table = Table(title=f"{results.suite}: normalised by round-robin ({len(results.seeds)} seeds)")
+    table = Table(
+        title=f"{results.suite}, {results.launcher} launcher: normalised by round-robin "
+        f"({len(results.seeds)} seeds)"
+    )
     for col in ("policy", "makespan", "P95", "makespan/LB", "planner p99 ms"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     names = [p for p in results.policies if not is_fate(p)]

@@ -7,6 +7,27 @@ from pathlib import Path
 
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import policy_names
+from airflow_fate.state.hosting import HOSTING_MODES
+
+
+def add_launcher_arg(p: argparse.ArgumentParser) -> None:
+    """``--launcher`` (and its old spelling ``--pod-per-stage``): what GPUs keep."""
+    p.add_argument(
+        "--launcher",
+        choices=HOSTING_MODES,
+        default="local",
+        help="how stages are hosted: 'local' long-lived device workers (default); "
+        "'worker-pods' long-lived Kubernetes pods per GPU set (cluster.yaml pod_start_s "
+        "to start one, lost when replaced or idle); 'pod-per-stage' a fresh pod per "
+        "stage that keeps nothing (Airflow's KubernetesExecutor)",
+    )
+    p.add_argument(
+        "--pod-per-stage",
+        dest="launcher",
+        action="store_const",
+        const="pod-per-stage",
+        help="the same as --launcher pod-per-stage",
+    )
 
 
 def add_input_args(p: argparse.ArgumentParser) -> None:

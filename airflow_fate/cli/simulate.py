@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from airflow_fate.cli.common import add_input_args, check_policy
+from airflow_fate.cli.common import add_input_args, add_launcher_arg, check_policy
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
@@ -17,6 +17,7 @@ from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
+from airflow_fate.state.hosting import Hosting
 
 
 def register(sub: Any) -> None:
@@ -35,12 +36,7 @@ def register(sub: Any) -> None:
         default=None,
         help="cost-correction state file learned by `airflow-fate run` (default: none)",
     )
-    p.add_argument(
-        "--pod-per-stage",
-        action="store_true",
-        help="every stage in a fresh process that frees its GPUs (as the Kubernetes "
-        "launcher runs them): no model or prefix KV outlives a stage on a GPU",
-    )
+    add_launcher_arg(p)
     p.add_argument(
         "--no-timings",
         action="store_true",
@@ -68,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             progress=update,
             cost=cost,
-            gpus_keep_state=not args.pod_per_stage,
+            hosting=Hosting.of(args.launcher, inputs.cluster),
         )
     if args.no_timings:
         result = result.without_timings()
@@ -84,7 +80,8 @@ def write_json(result: RunResult, path: Path) -> None:
 
 
 def print_summary(result: RunResult) -> None:
-    table = Table(title=f"{result.policy} (seed {result.seed})", show_header=False)
+    title = f"{result.policy} (seed {result.seed}, launcher {result.launcher})"
+    table = Table(title=title, show_header=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
@@ -98,6 +95,7 @@ def print_summary(result: RunResult) -> None:
         ("prefix hits", str(result.counters.prefix_hits)),
         ("GB moved", f"{result.counters.bytes_moved_gb:.3f}"),
         ("evictions", str(result.counters.evictions)),
+        ("pod starts", str(result.counters.pod_starts)),
         ("decisions", str(result.planner.decisions)),
     ]
     if result.planner.p99_ms is not None:

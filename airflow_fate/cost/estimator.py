@@ -10,6 +10,10 @@
   ``local_disk_gbps``; else the remote store at ``min(remote_store_gbps,
   node.network_gbps)``. Figures follow ServerlessLLM (OSDI'24) and the H200/H100
   measurements in ``shared/calibration/README.md``.
+  When the stage needs a new pod first (every stage with a pod per stage; the first on
+  a GPU set without a live worker pod), the pod's start (``cluster.yaml``
+  ``pod_start_s``) is part of the load, and the pod starts empty: the model loads cold
+  and no prefix is reused (see `Hosting`).
 - **input**: for each parent, its output bytes over the link between where it ran and G:
   0 when they share a GPU, NVLink (or host PCIe without NVLink) inside a node, the slower
   NIC of the two nodes across nodes.
@@ -39,6 +43,7 @@ from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import StageCost
 from airflow_fate.domain.shards import memory_per_gpu_gib, shard_degrees
 from airflow_fate.state.cluster_state import GpuState, Snapshot
+from airflow_fate.state.hosting import Hosting
 
 GB = 1e9
 GIB_IN_GB = 1024**3 / GB
@@ -153,15 +158,37 @@ class CostModel:
     # -- state-conditional parts -----------------------------------------------------
 
     def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
-        """Seconds to make stage's model resident on ``gpus`` (0 when already warm)."""
-        if not snap.gpus_keep_state:  # every stage process loads its own copy
-            return self.cold_load_time(stage.model, gpus, snap)
+        """Seconds to make stage's model resident on ``gpus`` (0 when already warm).
+
+        Includes the start of the pod the stage needs first, if any.
+        """
+        hosting = snap.hosting
+        if not hosting.keeps_state:  # every stage's pod loads its own copy
+            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
+        if not self.pod_ready(stage, gpus, snap):
+            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
         states = snap.gpus
         queued = stage.uid in snap.placement
         for g in gpus:
             if not _will_hold(states[g], stage.model, gpus, stage.uid, queued):
                 return self.cold_load_time(stage.model, gpus, snap)
         return 0.0
+
+    def pod_ready(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> bool:
+        """Whether, when ``stage`` starts, a live worker pod will hold exactly ``gpus``.
+
+        Always True without worker pods (local workers need no pod; a pod per stage is
+        priced in `load_time` directly). A stage queued on ``gpus`` ahead of this one
+        starts the pod if needed; one queued for another set replaces it.
+        """
+        hosting = snap.hosting
+        if not hosting.worker_pods:
+            return True
+        queued = stage.uid in snap.placement
+        for g in gpus:
+            if not _pod_will_serve(snap.gpus[g], gpus, stage.uid, queued, snap.now, hosting):
+                return False
+        return True
 
     def cold_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to load ``model_name`` onto ``gpus`` from the best tier of their node."""
@@ -211,6 +238,8 @@ class CostModel:
 
     def reused_tokens(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> int:
         if stage.prefix_id is None or not snap.gpus_keep_state:
+            return 0
+        if not self.pod_ready(stage, gpus, snap):
             return 0
         key = (stage.model, stage.prefix_id)
         states = snap.gpus
@@ -272,6 +301,22 @@ def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int, queue
         if p.model == model and p.group == group:
             return True
     return False
+
+
+def _pod_will_serve(
+    st: GpuState, group: tuple[int, ...], uid: int, queued: bool, now: float, hosting: Hosting
+) -> bool:
+    """Whether this GPU's pod will be one for exactly ``group`` when stage ``uid`` starts.
+
+    The pod there now, unless a stage queued ahead of ``uid`` (every queued stage, when
+    ``uid`` is not queued) runs on another set and so replaces it.
+    """
+    serves = st.pod_alive(group, now, hosting.worker_idle_s)
+    for p in st.pending:
+        if queued and p.stage == uid:
+            break
+        serves = p.group == group
+    return serves
 
 
 def _has_prefix(st: GpuState, key: tuple[str, str], uid: int, queued: bool) -> bool:

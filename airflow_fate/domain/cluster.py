@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = 1
 
+DEFAULT_POD_START_S = 5.0
+"""Seconds from creating a GPU pod to its worker taking work, when ``cluster.yaml`` does not
+say: scheduling, container start with the image already on the node, and the worker's
+Python and torch imports. Measure yours (pod created -> Ready) and set ``pod_start_s``."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +68,11 @@ class Cluster(_Strict):
     gpu_types: dict[str, GpuType]
     interconnect: Interconnect
     nodes: list[NodeSpec] = Field(min_length=1)
+    pod_start_s: float = Field(
+        default=DEFAULT_POD_START_S,
+        ge=0,
+        description="seconds from creating a GPU pod to its worker taking work (Kubernetes)",
+    )
 
     def reference_errors(self) -> list[tuple[str, str]]:
         """Cross-field problems as ``(path, reason)`` pairs; empty when the cluster is sound."""

@@ -38,6 +38,7 @@ from airflow_fate.state.cluster_state import (
     StageAssigned,
     StageStarted,
 )
+from airflow_fate.state.hosting import Hosting
 
 StageRef = tuple[str, str, str, int]
 """A task of a DAG run across its tries: ``(dag_id, run_id, task_id, map_index)``."""
@@ -80,7 +81,7 @@ class FrontierPlanner:
         policy: Policy,
         cost: CostModel,
         *,
-        gpus_keep_state: bool = True,
+        hosting: Hosting | None = None,
     ) -> None:
         self.cluster = cluster
         self.catalog = catalog
@@ -88,7 +89,7 @@ class FrontierPlanner:
             cluster,
             catalog,
             WorkloadGraph(stages=(), workflows=()),
-            gpus_keep_state=gpus_keep_state,
+            hosting=hosting,
         )
         self.dispatch = Dispatcher(self.state, cost, policy)
         self._runs: dict[tuple[str, str], RunLayout] = {}

@@ -18,6 +18,7 @@ from airflow_fate.domain.loaders import load_cluster
 from airflow_fate.errors import InputError
 from airflow_fate.executor.settings import FateSettings, cluster_file
 from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchEvent, LaunchRequest, TaskKey
+from airflow_fate.state.hosting import Hosting
 
 if TYPE_CHECKING:
     from airflow_fate.launch.kubernetes.inventory import Inventory
@@ -69,9 +70,10 @@ class LauncherSetup:
     launcher: StageLauncher
     placement: PlacementMapper
     cluster: Cluster
-    gpus_keep_state: bool
-    """Whether models and prefix KV stay on a GPU after a stage: True for the local
-    launcher's long-lived device workers, False for a pod per stage."""
+    hosting: Hosting
+    """What stays on a GPU after a stage and what a pod costs to start: the local
+    launcher's long-lived device workers keep models and prefix KV, a pod per stage
+    keeps nothing."""
 
 
 def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
@@ -101,7 +103,7 @@ def build_launcher(settings: FateSettings, run_dir: Path) -> LauncherSetup:
         stage_timeout_s=settings.stage_timeout_s,
         worker_idle_s=settings.worker_idle_s,
     )
-    return LauncherSetup(launcher, local_placement(cluster), cluster, gpus_keep_state=True)
+    return LauncherSetup(launcher, local_placement(cluster), cluster, hosting=Hosting())
 
 
 def _kubernetes(settings: FateSettings) -> LauncherSetup:
@@ -124,7 +126,7 @@ def _kubernetes(settings: FateSettings) -> LauncherSetup:
         KubernetesLauncher(launcher_settings),
         inventory.placement,
         inventory.cluster,
-        gpus_keep_state=False,
+        hosting=Hosting.of("pod-per-stage", inventory.cluster),
     )
 
 

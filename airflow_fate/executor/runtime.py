@@ -80,7 +80,7 @@ def build_runtime(settings: FateSettings, metadata_db_url: str, airflow_home: Pa
         catalog,
         configured_policy(settings),
         CostModel(cluster, catalog),
-        gpus_keep_state=setup.gpus_keep_state,
+        hosting=setup.hosting,
     )
     airflow_engine = store_engine(metadata_db_url)
     store = FateStore(store_engine(settings.store_conn) if settings.store_conn else airflow_engine)

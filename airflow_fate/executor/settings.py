@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_fate.domain.loaders import format_loc
 from airflow_fate.errors import InputError
+from airflow_fate.state.hosting import DEFAULT_WORKER_IDLE_S
 
 SECTION = "fate"
 
@@ -81,7 +82,7 @@ class FateSettings(BaseModel):
     run_dir: Path | None = None
     cpu_slots: int = Field(default=4, ge=1)
     stage_timeout_s: float = Field(default=600.0, gt=0)
-    worker_idle_s: float = Field(default=3600.0, gt=0)
+    worker_idle_s: float = Field(default=DEFAULT_WORKER_IDLE_S, gt=0)
     detach_on_end: bool = True
     end_wait_s: float = Field(default=30.0, ge=0)
     store_conn: str | None = None

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.plan import DecisionRecord, StageCost
+from airflow_fate.state.hosting import HostingMode
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Counters:
     prefix_hits: int = 0
     bytes_moved: float = 0.0
     evictions: int = 0
+    pod_starts: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class CountersOut(BaseModel):
     prefix_hits: int
     bytes_moved_gb: float
     evictions: int
+    pod_starts: int = 0
 
 
 class WorkflowOut(BaseModel):
@@ -87,6 +90,7 @@ class RunResult(BaseModel):
 
     policy: str
     seed: int
+    launcher: HostingMode = "local"
     makespan_s: float
     mean_latency_s: float
     p95_latency_s: float
@@ -122,6 +126,7 @@ def summarise(
     fallbacks: int,
     counters: Counters,
     lower_bound_s: float,
+    launcher: HostingMode = "local",
 ) -> RunResult:
     """Turn a finished run's records into a `RunResult`."""
     end = {p.stage: p.end_s for p in placements}
@@ -167,6 +172,7 @@ def summarise(
     return RunResult(
         policy=policy,
         seed=seed,
+        launcher=launcher,
         makespan_s=_r(max(end.values()) - first),
         mean_latency_s=_r(sum(latencies) / len(latencies)),
         p95_latency_s=_r(percentile(latencies, 95)),
@@ -184,6 +190,7 @@ def summarise(
             prefix_hits=counters.prefix_hits,
             bytes_moved_gb=_r(counters.bytes_moved / 1e9),
             evictions=counters.evictions,
+            pod_starts=counters.pod_starts,
         ),
         workflows=workflows,
         placements=out_placements,

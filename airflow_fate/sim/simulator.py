@@ -33,6 +33,7 @@ from airflow_fate.planner.policy import Policy
 from airflow_fate.sim.lower_bound import lower_bound
 from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
 from airflow_fate.state.cluster_state import ClusterState, stage_label
+from airflow_fate.state.hosting import Hosting
 
 _FINISH, _ARRIVAL, _WAKE = 0, 1, 2
 
@@ -58,8 +59,8 @@ class Simulation:
     noise: float = 0.15
     cost: CostModel | None = None
     progress: Callable[[int, int], None] | None = None
-    gpus_keep_state: bool = True
-    """False simulates a process per stage (pods): nothing stays on a GPU after it."""
+    hosting: Hosting = field(default_factory=Hosting)
+    """How the launcher hosts stages (local workers, worker pods or a pod per stage)."""
     graph: WorkloadGraph = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,9 +68,7 @@ class Simulation:
         if self.cost is None:
             self.cost = CostModel(self.cluster, self.catalog)
         self._cost: CostModel = self.cost
-        self._state = ClusterState(
-            self.cluster, self.catalog, self.graph, gpus_keep_state=self.gpus_keep_state
-        )
+        self._state = ClusterState(self.cluster, self.catalog, self.graph, hosting=self.hosting)
         self._rng = random.Random(self.seed)
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
@@ -116,6 +115,7 @@ class Simulation:
             fallbacks=self._dispatch.log.fallbacks,
             counters=self._counters,
             lower_bound_s=lower_bound(self.graph, self.cluster, self._cost),
+            launcher=self.hosting.mode,
         )
 
     # -- steps -----------------------------------------------------------------------
@@ -154,6 +154,7 @@ class Simulation:
             c.model_loads += 1
             c.load_s += actual.load
         c.evictions += effects.evictions
+        c.pod_starts += effects.pod_started
         if reused:
             c.prefix_hits += 1
         c.bytes_moved += sum(
@@ -192,12 +193,12 @@ def simulate(
     noise: float = 0.15,
     progress: Callable[[int, int], None] | None = None,
     cost: CostModel | None = None,
-    gpus_keep_state: bool = True,
+    hosting: Hosting | None = None,
 ) -> RunResult:
     """Run ``policy`` on ``workload`` and return its metrics and placements.
 
     ``cost`` replaces the profile cost model (e.g. one with learned corrections);
-    ``gpus_keep_state`` False models a process per stage (see `ClusterState`).
+    ``hosting`` models the launcher (default: local device workers; see `Hosting`).
     """
     return Simulation(
         cluster,
@@ -208,5 +209,5 @@ def simulate(
         noise=noise,
         cost=cost,
         progress=progress,
-        gpus_keep_state=gpus_keep_state,
+        hosting=hosting or Hosting(),
     ).run()

@@ -1,8 +1,10 @@
 """`ClusterState`: what every GPU and node holds now, changed only by `apply(event)`.
 
 Per GPU: when its queue drains (estimated), the stage running on it, stages reserved on it
-but not started, resident models in LRU order within usable memory, and prefix-KV entries
-``(model, prefix id)`` in LRU order within the prefix-KV budget. Per node: the host page
+but not started, resident models in LRU order within usable memory, prefix-KV entries
+``(model, prefix id)`` in LRU order within the prefix-KV budget and, with worker pods, the
+GPU set of the pod that holds it. What outlives a stage depends on the launcher
+(`Hosting`). Per node: the host page
 cache of model weights (LRU within ``host_cache_gib``) and the models on local disk.
 Per stage: where it was placed (its output lives there once it finishes). Per workflow:
 attained GPU service.
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import StageInfo, WorkloadGraph
 from airflow_fate.domain.models import GIB, ModelCatalog
+from airflow_fate.state.hosting import Hosting
 
 Residency = tuple[str, tuple[int, ...]]
 """A resident model: its name and the GPU group it was loaded for (its shard layout)."""
@@ -60,6 +63,16 @@ class GpuState:
     pending_run_s: float = 0.0
     resident: tuple[tuple[str, tuple[int, ...], float], ...] = ()
     prefix_kv: tuple[tuple[PrefixKey, float], ...] = ()
+    pod: tuple[int, ...] | None = None
+    """The GPU set of the worker pod on this GPU (``worker-pods`` hosting), else None."""
+    idle_since: float = 0.0
+    """When the last stage here finished (a worker pod expires after its idle limit)."""
+
+    def pod_alive(self, group: tuple[int, ...], now: float, idle_s: float) -> bool:
+        """Whether a worker pod for exactly ``group`` is here and has not idled out."""
+        if self.pod != group:
+            return False
+        return self.running is not None or now - self.idle_since <= idle_s
 
     def holds(self, model: str, group: tuple[int, ...]) -> bool:
         """Whether ``model`` is loaded here for exactly this shard group."""
@@ -126,6 +139,7 @@ class StartEffects:
 
     loaded_gpus: int
     evictions: int
+    pod_started: bool = False
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -146,8 +160,13 @@ class Snapshot:
     finished: Mapping[int, float]
     arrived: Mapping[int, float]
     service: Mapping[int, float]
-    gpus_keep_state: bool = True
-    """Whether weights and prefix KV outlive the stage that loaded them (see `ClusterState`)."""
+    hosting: Hosting = field(default_factory=Hosting)
+    """The launcher's model: what outlives a stage, and what a pod costs to start."""
+
+    @property
+    def gpus_keep_state(self) -> bool:
+        """Whether weights and prefix KV outlive the stage that loaded them."""
+        return self.hosting.keeps_state
 
     def reserve(self, stage: int, gpus: tuple[int, ...], est_run_s: float) -> Snapshot:
         """This snapshot as it would look after reserving ``gpus`` for ``stage``.
@@ -251,20 +270,20 @@ class ClusterState:
         catalog: ModelCatalog,
         graph: WorkloadGraph,
         *,
-        gpus_keep_state: bool = True,
+        hosting: Hosting | None = None,
     ) -> None:
         """
         Args:
-            gpus_keep_state: False when every stage runs in a fresh process that frees its
-                GPUs on exit (a Kubernetes pod per stage): weights and prefix KV then leave
-                the GPU with the stage, so each stage loads its model (from the node's
-                host cache or disk, which do persist) and no prefix is reused across
-                stages. True for long-lived device workers that keep them warm.
+            hosting: how the launcher hosts stages (default: local device workers, which
+                keep weights and prefix KV warm). With a pod per stage, weights and prefix
+                KV leave the GPU with the stage, so each stage loads its model (from the
+                node's host cache or disk, which do persist); with worker pods they stay
+                while the GPU set's pod lives.
         """
         self.cluster = cluster
         self.catalog = catalog
         self.graph = graph
-        self.gpus_keep_state = gpus_keep_state
+        self.hosting = hosting or Hosting()
         self.now = 0.0
         self._gpus: list[GpuState] = [GpuState() for _ in cluster.gpus]
         self._nodes: list[NodeState] = [NodeState() for _ in cluster.nodes]
@@ -292,7 +311,7 @@ class ClusterState:
             finished=MappingProxyType(self._finished),
             arrived=MappingProxyType(self._arrived),
             service=MappingProxyType(self._service),
-            gpus_keep_state=self.gpus_keep_state,
+            hosting=self.hosting,
         )
 
     def gpu(self, g: int) -> GpuState:
@@ -351,10 +370,11 @@ class ClusterState:
         """
         model_spec = self.catalog.models[model]
         shard_gib = model_spec.weights_gib / len(gpus)
+        pod = gpus if self.hosting.worker_pods else None
         for g in gpus:
             usable = self.cluster.gpu_type_of_node(self._node_of[g]).usable_gib
             resident, _, _ = _load(self._gpus[g].resident, model, gpus, shard_gib, 0.0, usable)
-            self._gpus[g] = replace(self._gpus[g], resident=resident)
+            self._gpus[g] = replace(self._gpus[g], resident=resident, pod=pod, idle_since=self.now)
         node = self._node_of[gpus[0]]
         self._nodes[node] = _cache_on_node(
             self._nodes[node],
@@ -411,6 +431,7 @@ class ClusterState:
         k = len(gpus)
         shard_gib = model.weights_gib / k
         kv_gib = model.kv_bytes_per_token * stage.tokens / GIB / k
+        pod_started = self._start_pod(gpus, event.time)
         loaded = evictions = 0
         for g in gpus:
             st = self._gpus[g]
@@ -438,7 +459,30 @@ class ClusterState:
                 model.weights_gib,
                 self.cluster.nodes[node].host_cache_gib,
             )
-        return StartEffects(loaded_gpus=loaded, evictions=evictions)
+        return StartEffects(loaded_gpus=loaded, evictions=evictions, pod_started=pod_started)
+
+    def _start_pod(self, gpus: tuple[int, ...], now: float) -> bool:
+        """Make sure a live pod holds exactly ``gpus`` when pods are used; True if one started.
+
+        A pod for another GPU set on any of these GPUs is deleted first, and with it
+        everything it held on all its GPUs (none of them runs a stage: that stage would
+        hold these GPUs too). A new pod starts empty.
+        """
+        if not self.hosting.keeps_state:  # every stage has a pod of its own
+            return True
+        if not self.hosting.worker_pods:
+            return False
+        idle_s = self.hosting.worker_idle_s
+        if all(self._gpus[g].pod_alive(gpus, now, idle_s) for g in gpus):
+            return False
+        doomed = set(gpus)
+        for g in gpus:
+            doomed.update(self._gpus[g].pod or ())
+        for h in doomed:
+            self._gpus[h] = replace(
+                self._gpus[h], pod=gpus if h in gpus else None, resident=(), prefix_kv=()
+            )
+        return True
 
     def _finish(self, event: StageFinished) -> None:
         stage = self.graph.stages[event.stage]
@@ -453,11 +497,18 @@ class ClusterState:
                 budget = gpu_type.memory_gib * gpu_type.prefix_kv_fraction
                 kv = _touch_lru(kv, (stage.model, stage.prefix_id), prefix_gib, budget)
             busy = event.time + st.pending_run_s
-            if self.gpus_keep_state:
-                self._gpus[g] = replace(st, running=None, prefix_kv=kv, busy_until=busy)
-            else:  # the stage's process freed the GPU: nothing stays resident
+            if self.hosting.keeps_state:
                 self._gpus[g] = replace(
-                    st, running=None, resident=(), prefix_kv=(), busy_until=busy
+                    st, running=None, prefix_kv=kv, busy_until=busy, idle_since=event.time
+                )
+            else:  # the stage's pod freed the GPU: nothing stays resident
+                self._gpus[g] = replace(
+                    st,
+                    running=None,
+                    resident=(),
+                    prefix_kv=(),
+                    busy_until=busy,
+                    idle_since=event.time,
                 )
         self._finished[event.stage] = event.time
         wf = stage.workflow

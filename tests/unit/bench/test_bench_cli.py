@@ -18,6 +18,7 @@ ESTIMATES = (
     "p95_latency_s",
     "makespan_over_lower_bound",
 )
+COUNTS = ("model_loads", "evictions", "pod_starts")
 TIMINGS = ("planner_p99_ms", "planner_fallbacks")
 
 
@@ -50,11 +51,13 @@ def test_results_json_schema(two_workers: Path) -> None:
     assert data["suite"] == "real-dag"
     assert data["seeds"] == [0, 1]
     assert data["workflows"] == 4
+    assert data["launcher"] == "local"
     assert "points" not in data
     assert list(data["policies"]) == ["round-robin", "greedy-eft", "fate"], "reference added"
     for summary in data["policies"].values():
-        assert set(summary) == {*ESTIMATES, *TIMINGS, "planner_decisions"}
-        for key in ESTIMATES:
+        assert set(summary) == {*ESTIMATES, *COUNTS, *TIMINGS, "planner_decisions"}
+        assert summary["pod_starts"]["mean"] == 0, "local workers start no pods"
+        for key in (*ESTIMATES, "model_loads"):
             assert set(summary[key]) == {"mean", "ci95"}
             assert summary[key]["mean"] > 0
     rr = data["policies"]["round-robin"]
@@ -113,3 +116,20 @@ def test_bad_options_exit_2_naming_the_option(
     assert main(["bench", *args, "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.startswith(f"error: {flag}: ")
     assert not (tmp_path / "x").exists()
+
+
+def test_launcher_is_a_bench_dimension(tmp_path: Path) -> None:
+    """``--launcher``: recorded, in the regenerate command, and priced in the runs."""
+    runs = {}
+    for launcher in ("worker-pods", "pod-per-stage"):
+        out = tmp_path / launcher
+        assert _bench(out, "--launcher", launcher, policies="greedy-eft") == 0
+        data = json.loads((out / "results.json").read_text())
+        assert data["launcher"] == launcher
+        assert f"--launcher {launcher}" in (out / "results.md").read_text()
+        runs[launcher] = data["policies"]["greedy-eft"]
+    pods, per_stage = runs["worker-pods"], runs["pod-per-stage"]
+    assert 0 < pods["pod_starts"]["mean"] < per_stage["pod_starts"]["mean"]
+    assert per_stage["pod_starts"]["mean"] == per_stage["model_loads"]["mean"], (
+        "a pod per stage starts one pod and loads the model for every stage"
+    )

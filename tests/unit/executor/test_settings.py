@@ -96,7 +96,8 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
     )
     setup = build_launcher(s, tmp_path)
     assert isinstance(setup.launcher, KubernetesLauncher)
-    assert setup.gpus_keep_state is False, "a pod per stage keeps nothing on the GPU"
+    assert setup.hosting.mode == "pod-per-stage", "a pod per stage keeps nothing on the GPU"
+    assert setup.hosting.pod_start_s == setup.cluster.pod_start_s
     assert setup.cluster == load_cluster(cluster_file)
     where = setup.placement([1])
     assert (where.node, where.gpu_indices, where.gpu_uuids) == ("gpu-a", (1,), ("GPU-a-1",))

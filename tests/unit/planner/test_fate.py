@@ -31,6 +31,7 @@ from airflow_fate.state.cluster_state import (
     StageStarted,
     WorkflowArrived,
 )
+from airflow_fate.state.hosting import Hosting
 from tests.conftest import make_catalog, make_cluster, make_workload, stage
 
 # ------------------------------------------------------------------ solver vs brute force
@@ -354,7 +355,8 @@ def test_no_credit_for_gpu_state_that_a_pod_per_stage_does_not_keep() -> None:
     )
     kept_terms = set()
     for keep in (True, False):
-        result = simulate(cluster, catalog, wl, make_policy("fate"), seed=1, gpus_keep_state=keep)
+        hosting = Hosting() if keep else Hosting.of("pod-per-stage", cluster)
+        result = simulate(cluster, catalog, wl, make_policy("fate"), seed=1, hosting=hosting)
         for p in result.placements:
             assert p.future_terms is not None
             stateful = {t: p.future_terms[t] for t in ("residency", "prefix", "eviction")}

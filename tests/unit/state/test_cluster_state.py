@@ -14,6 +14,7 @@ from airflow_fate.state.cluster_state import (
     StageStarted,
     WorkflowArrived,
 )
+from airflow_fate.state.hosting import Hosting
 from tests.conftest import make_catalog, make_cluster, make_workload, stage
 
 
@@ -135,7 +136,8 @@ def test_a_process_per_stage_leaves_nothing_on_the_gpu() -> None:
     loads: dict[bool, float] = {}
     for keep in (True, False):
         graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
-        state = ClusterState(cluster, catalog, graph, gpus_keep_state=keep)
+        hosting = Hosting() if keep else Hosting(mode="pod-per-stage")
+        state = ClusterState(cluster, catalog, graph, hosting=hosting)
         state.apply(WorkflowArrived(0, 0.0))
         run(state, 0, (0,), 0.0)
         snap = state.snapshot()
