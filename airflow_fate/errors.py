@@ -27,3 +27,11 @@ class InputError(Exception):
 
 class SimulationError(RuntimeError):
     """The simulator reached a state a correct policy can never produce (e.g. a stall)."""
+
+
+class UnrunStagesError(SimulationError):
+    """A run ended with stages never run; the message names them and says why.
+
+    Unlike its parent (a policy bug, which keeps its traceback), this is an outcome a
+    user can act on: a model that fits no node, a policy that cannot place a layout.
+    """

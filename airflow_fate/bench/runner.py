@@ -52,6 +52,7 @@ class Setting:
         cluster: path of the ``cluster.yaml``.
         models: path of the ``models.yaml``.
         launcher: how stages are hosted (`airflow_fate.state.hosting`).
+        pod_start_s: seconds to start a pod (None: the cluster's ``pod_start_s``).
     """
 
     suite: str
@@ -61,6 +62,7 @@ class Setting:
     cluster: str
     models: str
     launcher: HostingMode = "local"
+    pod_start_s: float | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -201,7 +203,7 @@ def run_job(setting: Setting, job: Job) -> JobResult:
     workload = _workload(setting, job.seed, job.point)
     policy = make_policy(job.policy, job.seed)
     t0 = time.perf_counter()
-    hosting = Hosting.of(setting.launcher, cluster)
+    hosting = Hosting.of(setting.launcher, cluster, pod_start_s=setting.pod_start_s)
     result = simulate(
         cluster, catalog, workload, policy, seed=job.seed, noise=setting.noise, hosting=hosting
     )

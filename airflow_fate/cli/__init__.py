@@ -2,7 +2,9 @@
 
 Each command module exposes ``register(subparsers)`` that adds its parser and sets
 ``func``; `main` dispatches. A user-facing `InputError` prints one line naming the file,
-path and reason and exits with code 2; anything else is a bug and keeps its traceback.
+path and reason and exits with code 2. An `UnrunStagesError` (a run left stages unrun)
+prints its one line, which names the policy, the stages and why, and exits with code 1.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from airflow_fate.cli import (
     simulate,
     workload,
 )
-from airflow_fate.errors import InputError
+from airflow_fate.errors import InputError, UnrunStagesError
 
 COMMANDS = [simulate, policies, schema, workload, run, bench, bench_planner, demo]
 
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except UnrunStagesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

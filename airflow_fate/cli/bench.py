@@ -21,7 +21,7 @@ from airflow_fate.bench.driver import BenchConfig, run_bench
 from airflow_fate.bench.report import FATE, is_fate
 from airflow_fate.bench.results import BenchResults
 from airflow_fate.bench.runner import Setting, default_workers
-from airflow_fate.cli.common import add_launcher_arg
+from airflow_fate.cli.common import add_launcher_arg, check_pod_start
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.errors import InputError
@@ -95,6 +95,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise InputError("--load", "", f"must be a number > 0, got {args.load}")
     if not args.noise >= 0:
         raise InputError("--noise", "", f"must be >= 0, got {args.noise}")
+    check_pod_start(args.pod_start_s)
     cluster = args.cluster or EXAMPLES / "cluster.yaml"
     models = args.models or EXAMPLES / "models.yaml"
     load_models(models, load_cluster(cluster))  # fail here, not in every worker
@@ -108,6 +109,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             cluster=str(cluster),
             models=str(models),
             launcher=args.launcher,
+            pod_start_s=args.pod_start_s,
         ),
         seeds=tuple(range(args.seeds)),
         policies=parse_policies(args.policies),
@@ -150,6 +152,8 @@ def command_line(args: argparse.Namespace, suite: str, out: Path) -> str:
         parts.append(f"--noise {args.noise:g}")
     if args.launcher != "local":
         parts.append(f"--launcher {args.launcher}")
+    if args.pod_start_s is not None:
+        parts.append(f"--pod-start-s {args.pod_start_s:g}")
     for flag, path in (("--cluster", args.cluster), ("--models", args.models)):
         if path is not None:
             parts.append(f"{flag} {path}")

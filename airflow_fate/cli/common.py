@@ -22,6 +22,13 @@ def add_launcher_arg(p: argparse.ArgumentParser) -> None:
         "stage that keeps nothing (Airflow's KubernetesExecutor)",
     )
     p.add_argument(
+        "--pod-start-s",
+        type=float,
+        default=None,
+        help="seconds to start a pod, overriding cluster.yaml's pod_start_s (default: "
+        "the cluster's figure)",
+    )
+    p.add_argument(
         "--pod-per-stage",
         dest="launcher",
         action="store_const",
@@ -38,6 +45,12 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policy", default="greedy-eft", help="policy name (see `airflow-fate policies`)"
     )
+
+
+def check_pod_start(value: float | None) -> None:
+    """Raise an `InputError` naming ``--pod-start-s`` unless it is unset or >= 0."""
+    if value is not None and not value >= 0:
+        raise InputError("--pod-start-s", "", f"must be >= 0, got {value}")
 
 
 def check_policy(name: str) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from airflow_fate.cli.common import add_input_args, add_launcher_arg, check_policy
+from airflow_fate.cli.common import (
+    add_input_args,
+    add_launcher_arg,
+    check_pod_start,
+    check_policy,
+)
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.noise < 0:
         raise InputError("--noise", "", f"must be >= 0, got {args.noise}")
     check_policy(args.policy)
+    check_pod_start(args.pod_start_s)
     inputs = load_inputs(args.cluster, args.models, args.workload)
     policy = make_policy(args.policy, args.seed)
     cost = None
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             progress=update,
             cost=cost,
-            hosting=Hosting.of(args.launcher, inputs.cluster),
+            hosting=Hosting.of(args.launcher, inputs.cluster, pod_start_s=args.pod_start_s),
         )
     if args.no_timings:
         result = result.without_timings()

@@ -34,7 +34,8 @@ from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
 from airflow_fate.engine.calibration import CostSample
 from airflow_fate.engine.dispatch import Dispatcher
-from airflow_fate.errors import SimulationError
+from airflow_fate.engine.unrun import unrun_message
+from airflow_fate.errors import UnrunStagesError
 from airflow_fate.launch.types import (
     Launcher,
     LaunchEvent,
@@ -302,11 +303,8 @@ class LiveEngine:
                 )
 
     def _stalled(self) -> None:
-        stuck = sorted(self._state.ready)[:3]
-        names = ", ".join(stage_label(self.graph.stages[u]) for u in stuck)
-        raise SimulationError(
-            f"policy {self.policy.name!r} left {len(self.graph.stages) - self._ended} stages "
-            f"unrun (ready but never placed: {names or 'none'})"
+        raise UnrunStagesError(
+            unrun_message(self.policy.name, self._state.snapshot(), self._profile)
         )
 
     def _outcome(self) -> LiveOutcome:

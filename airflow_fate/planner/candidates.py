@@ -10,7 +10,9 @@ still contains every group a sensible policy would pick:
 
 Single GPUs that the cost model cannot tell apart are collapsed (`distinct_singles`).
 
-Degrees follow `shard_degrees` and are filtered by memory fit.
+Degrees follow `shard_degrees` and are filtered by memory fit. A policy's bound on the
+degree caps optional widening only (`capped_degrees`): it never takes away a stage's
+smallest fitting layout, so every stage that fits a node is offered a group there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ def smallest_degree(stage: StageInfo, snap: Snapshot, cost: CostModel, node: int
     """The smallest shard degree of ``stage`` that fits ``node``, or None."""
     ks = cost.degrees(stage, node)
     return ks[0] if ks else None
+
+
+def capped_degrees(
+    stage: StageInfo, cost: CostModel, node: int, bound: int | None = None
+) -> tuple[int, ...]:
+    """Fitting shard degrees of ``stage`` on ``node``, widening capped at ``bound``.
+
+    The bound caps optional widening, never the stage's need: where no fitting degree is
+    within it (``min_shards`` above it, or the model needs more GPUs of this node's type
+    than it allows) the smallest fitting degree remains. Empty only when nothing fits.
+    """
+    ks = cost.degrees(stage, node)
+    if bound is None:
+        return ks
+    return tuple(k for k in ks if k <= bound) or ks[:1]
 
 
 def aligned_blocks(node_gpus: tuple[int, ...], k: int) -> Iterator[tuple[int, ...]]:
@@ -78,6 +95,9 @@ def groups_for(
 ) -> list[tuple[int, ...]]:
     """Candidate GPU sets of ``stage`` (on ``nodes``, default all), deduplicated, stable.
 
+    ``bound`` caps the shard degree above the stage's smallest fitting one per node
+    (`capped_degrees`).
+
     Shard groups per node and degree: the groups that hold the model, the aligned block
     that frees first and the k earliest-free GPUs; other aligned blocks differ from the
     first-free one only by a later wait.
@@ -87,7 +107,7 @@ def groups_for(
     node_ids = range(len(snap.cluster.nodes)) if nodes is None else nodes
     for node in node_ids:
         node_gpus = snap.cluster.node_gpus[node]
-        for k in cost.degrees(stage, node, bound):
+        for k in capped_degrees(stage, cost, node, bound):
             if k == 1:
                 out.extend(distinct_singles(stage, snap, node))
                 continue

@@ -28,11 +28,12 @@ from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
 from airflow_fate.engine.dispatch import Dispatcher
-from airflow_fate.errors import SimulationError
+from airflow_fate.engine.unrun import unrun_message
+from airflow_fate.errors import UnrunStagesError
 from airflow_fate.planner.policy import Policy
 from airflow_fate.sim.lower_bound import lower_bound
 from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
-from airflow_fate.state.cluster_state import ClusterState, stage_label
+from airflow_fate.state.cluster_state import ClusterState
 from airflow_fate.state.hosting import Hosting
 
 _FINISH, _ARRIVAL, _WAKE = 0, 1, 2
@@ -99,12 +100,8 @@ class Simulation:
             if self.progress is not None:
                 self.progress(self._done, total)
         if self._done != total:
-            stuck = sorted(self._state.ready)[:3]
-            names = ", ".join(stage_label(self.graph.stages[u]) for u in stuck)
-            raise SimulationError(
-                f"policy {self.policy.name!r} left {total - self._done} stages unrun "
-                f"(ready but never placed: {names or 'none'})"
-            )
+            snap = self._state.snapshot()
+            raise UnrunStagesError(unrun_message(self.policy.name, snap, self._cost))
         return summarise(
             policy=self.policy.name,
             seed=self.seed,

@@ -60,9 +60,16 @@ class Hosting:
 
     @classmethod
     def of(
-        cls, mode: HostingMode, cluster: Cluster, worker_idle_s: float = DEFAULT_WORKER_IDLE_S
+        cls,
+        mode: HostingMode,
+        cluster: Cluster,
+        *,
+        pod_start_s: float | None = None,
+        worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
     ) -> Hosting:
-        """``mode`` with the cluster's pod start figure (``cluster.yaml`` ``pod_start_s``)."""
+        """``mode`` with the cluster's pod start figure (``cluster.yaml`` ``pod_start_s``)
+        unless ``pod_start_s`` overrides it."""
         if mode == "local":
             return cls()
-        return cls(mode=mode, pod_start_s=cluster.pod_start_s, worker_idle_s=worker_idle_s)
+        start = cluster.pod_start_s if pod_start_s is None else pod_start_s
+        return cls(mode=mode, pod_start_s=start, worker_idle_s=worker_idle_s)

@@ -35,7 +35,7 @@ from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.models import GIB
 from airflow_fate.domain.plan import StageCost
-from airflow_fate.planner.candidates import aligned_blocks
+from airflow_fate.planner.candidates import aligned_blocks, capped_degrees
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.lookahead import Lookahead
 from airflow_fate.planner.fate.supply import MAX_DEMAND, Copy, Need, demand_cost
@@ -87,7 +87,7 @@ class Scorer:
     # -- helpers ---------------------------------------------------------------------
 
     def _can_use(self, stage: StageInfo, node: int, k: int) -> bool:
-        return k in self.cost.degrees(stage, node, self.cfg.max_shards)
+        return k in capped_degrees(stage, self.cost, node, self.cfg.max_shards)
 
     def cold_option(self, stage: StageInfo) -> float:
         """Seconds until the stage could run without a copy: GPUs free plus a cold load.
@@ -100,7 +100,7 @@ class Scorer:
             hit = float("inf")
             now = self.snap.now
             for n in range(len(self.snap.cluster.nodes)):
-                ks = self.cost.degrees(stage, n, self.cfg.max_shards)
+                ks = capped_degrees(stage, self.cost, n, self.cfg.max_shards)
                 if ks:
                     group = tuple(sorted(self.snap.wait_order[n][: ks[0]]))
                     wait = self.snap.free_at(group) - now
@@ -162,7 +162,7 @@ class Scorer:
                 (
                     self.cost.warm_time(stage, n, ks[0])
                     for n in range(len(self.snap.cluster.nodes))
-                    if (ks := self.cost.degrees(stage, n, self.cfg.max_shards))
+                    if (ks := capped_degrees(stage, self.cost, n, self.cfg.max_shards))
                 ),
                 default=0.0,
             )
@@ -199,7 +199,7 @@ class Scorer:
         net = self.snap.cluster.nodes[node].network_gbps
         total = 0.0
         for c in s.children:
-            if self.cost.degrees(self.snap.graph.stages[c], node, self.cfg.max_shards):
+            if capped_degrees(self.snap.graph.stages[c], self.cost, node, self.cfg.max_shards):
                 total += s.output_bytes / 1e9 / net
         return total
 
