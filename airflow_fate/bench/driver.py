@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_fate.bench import plots
+from airflow_fate.bench.matrix import cell_standings, standing_lines
 from airflow_fate.bench.report import FATE, best_baseline, is_fate, write_json, write_markdown
 from airflow_fate.bench.results import REFERENCE, BenchResults, summarise_runs
 from airflow_fate.bench.runner import GanttBar, JobResult, Point, Setting, run_jobs
@@ -30,6 +31,12 @@ from airflow_fate.workloads.suites import (
     PREFIX_FRACTION_SWEEP,
     PREFIX_REUSE,
 )
+
+TUNING_SEEDS = range(5)
+"""The seeds every default of the planners was chosen on (`FateConfig`)."""
+
+REPORT_SEEDS_FROM = 100
+"""Published figures use seeds from here on: workloads no setting was chosen on."""
 
 SWEEP_PREFIXES = DEFAULT_PREFIXES
 """Distinct shared prefixes at every point of the prefix-reuse sweep."""
@@ -116,7 +123,7 @@ def run_bench(
     out = config.out
     files = [out / "results.json", out / "results.md", out / "normalized.png"]
     write_json(results, files[0])
-    write_markdown(results, files[1], config.command)
+    write_markdown(results, files[1], config.command, _standing(runs, config))
     plots.plot_normalized(results, files[2])
     if results.points:
         files.append(out / "prefix_sweep.png")
@@ -129,6 +136,15 @@ def run_bench(
             title += f", F = {GANTT_FRACTION:g}"
         plots.plot_gantt(gantt, load_cluster(s.cluster), files[-1], title)
     return BenchOutput(results=results, runs=runs, files=files)
+
+
+def _standing(runs: list[JobResult], config: BenchConfig) -> list[str]:
+    """FATE against the best other policy, when both ran."""
+    policies = {r.job.policy for r in runs}
+    if FATE not in policies or not any(not is_fate(p) for p in policies):
+        return []
+    s = config.setting
+    return standing_lines(cell_standings(runs, s.load, s.launcher, config.seeds))
 
 
 def _gantt_point(points: list[Point | None]) -> Point | None:

@@ -14,7 +14,7 @@ Tables (all metrics normalised by RoundRobin per seed; ``mean ± 95% CI`` over s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -34,9 +34,11 @@ def write_json(results: BenchResults, path: Path) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def write_markdown(results: BenchResults, path: Path, command: str | None = None) -> None:
+def write_markdown(
+    results: BenchResults, path: Path, command: str | None = None, standing: Sequence[str] = ()
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_markdown(results, command), encoding="utf-8")
+    path.write_text(render_markdown(results, command, standing), encoding="utf-8")
 
 
 def is_fate(policy: str) -> bool:
@@ -57,8 +59,11 @@ def gain(value: float, reference: float) -> float:
     return 1.0 - value / reference
 
 
-def render_markdown(results: BenchResults, command: str | None = None) -> str:
-    """The whole ``results.md``: header, main table, ablations and any sweep tables."""
+def render_markdown(
+    results: BenchResults, command: str | None = None, standing: Sequence[str] = ()
+) -> str:
+    """The whole ``results.md``: header, main table, ``standing`` (FATE against the best
+    other policy, if given), counters, ablations and any sweep tables."""
     seeds = results.seeds
     lines = [
         f"# Benchmark: `{results.suite}`",
@@ -80,6 +85,8 @@ def render_markdown(results: BenchResults, command: str | None = None) -> str:
         lines += ["", "Regenerate with:", "", "```", command, "```"]
     lines += ["", "## Main results", "", *main_table(results.policies)]
     lines += fallback_note(results.policies)
+    if standing:
+        lines += ["", "## FATE against the best other policy", "", *standing]
     lines += ["", "## Seconds and counters", "", *counters_table(results.policies)]
     lines += ["", "## Ablations", "", *ablation_table(results.policies)]
     if results.points:
@@ -116,21 +123,24 @@ def counters_table(policies: Mapping[str, PolicySummary]) -> list[str]:
     out = [
         "Means over seeds, per run.",
         "",
-        "| Policy | Makespan s | P95 s | Model loads | Evictions | Pod starts |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Policy | Makespan s | P95 s | Mean latency s | Model loads | Evictions | Pod starts |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for p, s in policies.items():
-        counts = [_fmt(c, 1) if c is not None else "n/a" for c in _counts(s)]
-        out.append(
-            f"| {p} | {_fmt(s.makespan_s, 1)} | {_fmt(s.p95_latency_s, 1)} | "
-            + " | ".join(counts)
-            + " |"
-        )
+        cells = [_fmt(c, 1) if c is not None else "n/a" for c in _raw(s)]
+        out.append(f"| {p} | " + " | ".join(cells) + " |")
     return out
 
 
-def _counts(s: PolicySummary) -> tuple[MeanCI | None, MeanCI | None, MeanCI | None]:
-    return s.model_loads, s.evictions, s.pod_starts
+def _raw(s: PolicySummary) -> tuple[MeanCI | None, ...]:
+    return (
+        s.makespan_s,
+        s.p95_latency_s,
+        s.mean_latency_s,
+        s.model_loads,
+        s.evictions,
+        s.pod_starts,
+    )
 
 
 def fallback_note(policies: Mapping[str, PolicySummary]) -> list[str]:

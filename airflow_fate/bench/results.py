@@ -6,6 +6,7 @@ Per policy (top level, and per sweep point for ``prefix-reuse``)::
                                           same seed (and point), then mean and 95% CI over
                                           seeds (see `airflow_fate.bench.stats`)
     makespan_s, p95_latency_s             the raw seconds, mean and CI over seeds
+    mean_latency_s                        mean workflow latency in seconds, the same way
     makespan_over_lower_bound             makespan over the simulator's lower bound
     model_loads, evictions, pod_starts    counts per run, mean and CI over seeds
     planner_p99_ms                        the worst run's p99 wall-clock ms per decision
@@ -54,6 +55,7 @@ class PolicySummary(BaseModel):
     normalized_p95: MeanCI
     makespan_s: MeanCI
     p95_latency_s: MeanCI
+    mean_latency_s: MeanCI | None = None
     makespan_over_lower_bound: MeanCI
     model_loads: MeanCI | None = None
     evictions: MeanCI | None = None
@@ -125,6 +127,7 @@ def _summarise(results: Sequence[JobResult]) -> dict[str, PolicySummary]:
     """Per policy, in first-seen order; points are averaged within each seed first."""
     makespan = _by_policy(results, lambda r: r.makespan_s)
     p95 = _by_policy(results, lambda r: r.p95_latency_s)
+    mean_latency = _by_policy(results, lambda r: r.mean_latency_s)
     over_lb = _by_policy(results, lambda r: r.makespan_s / r.lower_bound_s)
     loads = _by_policy(results, lambda r: r.model_loads)
     evictions = _by_policy(results, lambda r: r.evictions)
@@ -144,6 +147,7 @@ def _summarise(results: Sequence[JobResult]) -> dict[str, PolicySummary]:
             normalized_p95=_over_seeds(norm_p95[policy]),
             makespan_s=_over_seeds(makespan[policy]),
             p95_latency_s=_over_seeds(p95[policy]),
+            mean_latency_s=_over_seeds(mean_latency[policy]),
             makespan_over_lower_bound=_over_seeds(over_lb[policy]),
             model_loads=_over_seeds(loads[policy]),
             evictions=_over_seeds(evictions[policy]),

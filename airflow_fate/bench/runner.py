@@ -53,6 +53,7 @@ class Setting:
         models: path of the ``models.yaml``.
         launcher: how stages are hosted (`airflow_fate.state.hosting`).
         pod_start_s: seconds to start a pod (None: the cluster's ``pod_start_s``).
+        prestart: worker pods, one per GPU, are up when the run begins (`Hosting`).
     """
 
     suite: str
@@ -63,6 +64,7 @@ class Setting:
     models: str
     launcher: HostingMode = "local"
     pod_start_s: float | None = None
+    prestart: bool = True
 
 
 @dataclass(frozen=True, order=True)
@@ -203,7 +205,9 @@ def run_job(setting: Setting, job: Job) -> JobResult:
     workload = _workload(setting, job.seed, job.point)
     policy = make_policy(job.policy, job.seed)
     t0 = time.perf_counter()
-    hosting = Hosting.of(setting.launcher, cluster, pod_start_s=setting.pod_start_s)
+    hosting = Hosting.of(
+        setting.launcher, cluster, pod_start_s=setting.pod_start_s, prestart=setting.prestart
+    )
     result = simulate(
         cluster, catalog, workload, policy, seed=job.seed, noise=setting.noise, hosting=hosting
     )

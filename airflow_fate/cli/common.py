@@ -7,20 +7,31 @@ from pathlib import Path
 
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import policy_names
-from airflow_fate.state.hosting import HOSTING_MODES
+from airflow_fate.state.hosting import HOSTING_MODES, HostingMode
+
+LAUNCHER_HELP = (
+    "how stages are hosted: 'local' long-lived device workers (default); 'worker-pods' "
+    "long-lived Kubernetes pods per GPU set (cluster.yaml pod_start_s to start one, lost "
+    "when replaced or idle); 'pod-per-stage' a fresh pod per stage that keeps nothing "
+    "(Airflow's KubernetesExecutor)"
+)
 
 
-def add_launcher_arg(p: argparse.ArgumentParser) -> None:
-    """``--launcher`` (and its old spelling ``--pod-per-stage``): what GPUs keep."""
-    p.add_argument(
-        "--launcher",
-        choices=HOSTING_MODES,
-        default="local",
-        help="how stages are hosted: 'local' long-lived device workers (default); "
-        "'worker-pods' long-lived Kubernetes pods per GPU set (cluster.yaml pod_start_s "
-        "to start one, lost when replaced or idle); 'pod-per-stage' a fresh pod per "
-        "stage that keeps nothing (Airflow's KubernetesExecutor)",
-    )
+def add_launcher_arg(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """``--launcher`` (and its old spelling ``--pod-per-stage``): what GPUs keep.
+
+    With ``many`` it takes a comma list (``args.launcher`` is then a tuple), one
+    benchmark per launcher.
+    """
+    if many:
+        p.add_argument(
+            "--launcher",
+            type=launcher_list,
+            default=("local",),
+            help=f"comma list, one benchmark each; {LAUNCHER_HELP}",
+        )
+    else:
+        p.add_argument("--launcher", choices=HOSTING_MODES, default="local", help=LAUNCHER_HELP)
     p.add_argument(
         "--pod-start-s",
         type=float,
@@ -29,12 +40,41 @@ def add_launcher_arg(p: argparse.ArgumentParser) -> None:
         "the cluster's figure)",
     )
     p.add_argument(
+        "--lazy-pods",
+        action="store_true",
+        help="with worker-pods: start each pod on first use instead of one per GPU when "
+        "the scheduler starts",
+    )
+    p.add_argument(
         "--pod-per-stage",
         dest="launcher",
         action="store_const",
-        const="pod-per-stage",
+        const=("pod-per-stage",) if many else "pod-per-stage",
         help="the same as --launcher pod-per-stage",
     )
+
+
+def launcher_list(text: str) -> tuple[HostingMode, ...]:
+    """A comma list of hosting modes, without repeats, in `HOSTING_MODES` order."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in HOSTING_MODES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of {', '.join(HOSTING_MODES)}; got {text!r}"
+        )
+    return tuple(m for m in HOSTING_MODES for n in names if n == m)
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """A comma list of numbers, without repeats, in the given order (argparse ``type``)."""
+    problem = f"expected a comma list of numbers, got {text!r}"
+    try:
+        values = tuple(dict.fromkeys(float(v) for v in text.split(",") if v.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(problem) from None
+    if not values:
+        raise argparse.ArgumentTypeError(problem)
+    return values
 
 
 def add_input_args(p: argparse.ArgumentParser) -> None:

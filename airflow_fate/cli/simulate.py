@@ -70,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             progress=update,
             cost=cost,
-            hosting=Hosting.of(args.launcher, inputs.cluster, pod_start_s=args.pod_start_s),
+            hosting=Hosting.of(
+                args.launcher,
+                inputs.cluster,
+                pod_start_s=args.pod_start_s,
+                prestart=not args.lazy_pods,
+            ),
         )
     if args.no_timings:
         result = result.without_timings()

@@ -285,7 +285,10 @@ class ClusterState:
         self.graph = graph
         self.hosting = hosting or Hosting()
         self.now = 0.0
-        self._gpus: list[GpuState] = [GpuState() for _ in cluster.gpus]
+        prestarted = self.hosting.worker_pods and self.hosting.prestart
+        self._gpus: list[GpuState] = [
+            GpuState(pod=(ref.index,) if prestarted else None) for ref in cluster.gpus
+        ]
         self._nodes: list[NodeState] = [NodeState() for _ in cluster.nodes]
         self._node_of = tuple(ref.node for ref in cluster.gpus)
         self._ready: set[int] = set()

@@ -10,7 +10,10 @@ the executor model a launcher the same way:
   one node). While the pod lives it keeps weights and prefix KV like a local worker. The
   first stage on a GPU set without a live pod pays ``pod_start_s`` and starts cold; any
   pod holding some of those GPUs for another set is deleted first, with everything it
-  held. A pod idle for longer than ``worker_idle_s`` is deleted.
+  held. A pod idle for longer than ``worker_idle_s`` is deleted. With ``prestart`` (the
+  default) the pool has one single-GPU pod per GPU, empty, when the run begins: the
+  scheduler starts them when it starts, before work arrives, so only shard groups and
+  pods that expired or were replaced start on the critical path.
 - ``pod-per-stage``: every stage runs in a fresh pod that frees its GPUs on exit (what
   Airflow's KubernetesExecutor does): every stage pays ``pod_start_s`` and a model load,
   and no prefix KV survives. The node's host page cache and disk do persist.
@@ -42,11 +45,14 @@ class Hosting:
             ``local``).
         worker_idle_s: a worker pod with nothing to run for this long is deleted
             (``worker-pods`` only).
+        prestart: one empty single-GPU worker pod per GPU when the run begins
+            (``worker-pods`` only); False starts every pod on first use.
     """
 
     mode: HostingMode = "local"
     pod_start_s: float = 0.0
     worker_idle_s: float = math.inf
+    prestart: bool = True
 
     @property
     def keeps_state(self) -> bool:
@@ -66,10 +72,11 @@ class Hosting:
         *,
         pod_start_s: float | None = None,
         worker_idle_s: float = DEFAULT_WORKER_IDLE_S,
+        prestart: bool = True,
     ) -> Hosting:
         """``mode`` with the cluster's pod start figure (``cluster.yaml`` ``pod_start_s``)
         unless ``pod_start_s`` overrides it."""
         if mode == "local":
             return cls()
         start = cluster.pod_start_s if pod_start_s is None else pod_start_s
-        return cls(mode=mode, pod_start_s=start, worker_idle_s=worker_idle_s)
+        return cls(mode=mode, pod_start_s=start, worker_idle_s=worker_idle_s, prestart=prestart)

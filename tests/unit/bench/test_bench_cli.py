@@ -16,6 +16,7 @@ ESTIMATES = (
     "normalized_p95",
     "makespan_s",
     "p95_latency_s",
+    "mean_latency_s",
     "makespan_over_lower_bound",
 )
 COUNTS = ("model_loads", "evictions", "pod_starts")
@@ -123,10 +124,11 @@ def test_launcher_is_a_bench_dimension(tmp_path: Path) -> None:
     runs = {}
     for launcher in ("worker-pods", "pod-per-stage"):
         out = tmp_path / launcher
-        assert _bench(out, "--launcher", launcher, policies="greedy-eft") == 0
+        lazy = ["--lazy-pods"] if launcher == "worker-pods" else []
+        assert _bench(out, "--launcher", launcher, *lazy, policies="greedy-eft") == 0
         data = json.loads((out / "results.json").read_text())
         assert data["launcher"] == launcher
-        assert f"--launcher {launcher}" in (out / "results.md").read_text()
+        assert " ".join(["--launcher", launcher, *lazy]) in (out / "results.md").read_text()
         runs[launcher] = data["policies"]["greedy-eft"]
     pods, per_stage = runs["worker-pods"], runs["pod-per-stage"]
     assert 0 < pods["pod_starts"]["mean"] < per_stage["pod_starts"]["mean"]

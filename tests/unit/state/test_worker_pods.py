@@ -25,10 +25,17 @@ POD_START_S = 7.0
 IDLE_S = 100.0
 
 
-def _state(stages: list[dict[str, object]], mode: str = "worker-pods") -> ClusterState:
+def _state(
+    stages: list[dict[str, object]], mode: str = "worker-pods", *, prestart: bool = False
+) -> ClusterState:
     cluster, catalog = make_cluster(), make_catalog()
     graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
-    hosting = Hosting(mode=mode, pod_start_s=POD_START_S, worker_idle_s=IDLE_S)  # type: ignore[arg-type]
+    hosting = Hosting(
+        mode=mode,  # type: ignore[arg-type]
+        pod_start_s=POD_START_S,
+        worker_idle_s=IDLE_S,
+        prestart=prestart,
+    )
     state = ClusterState(cluster, catalog, graph, hosting=hosting)
     state.apply(WorkflowArrived(0, 0.0))
     return state
@@ -109,6 +116,21 @@ def test_a_stage_queued_ahead_on_the_same_set_starts_the_pod_for_the_next() -> N
     assert cost.pod_ready(b, (0,), snap), "a's start brings the pod up before b runs"
     assert not cost.pod_ready(b, (0, 1), snap), "a's single-GPU pod would be replaced"
     assert not cost.pod_ready(a, (0,), snap), "a itself finds no pod"
+
+
+def test_a_prestarted_pool_serves_single_gpus_and_gives_way_to_groups() -> None:
+    state = _state([stage("a"), stage("b"), stage("wide", parents=["a"])], prestart=True)
+    cost = _cost(state)
+    a, _, wide = state.graph.stages
+    snap = state.snapshot()
+    assert all(state.gpu(g).pod == (g,) for g in range(len(state.cluster.gpus)))
+    assert cost.pod_ready(a, (3,), snap)
+    assert cost.load_time(a, (3,), snap) == pytest.approx(
+        cost.cold_load_time("small-lm", (3,), snap)
+    ), "an empty pod: a cold load, no pod start"
+    assert _run(state, 0, (0,), 0.0) is False
+    assert not cost.pod_ready(wide, (0, 1), state.snapshot())
+    assert _run(state, 2, (0, 1), 2.0) is True
 
 
 @pytest.mark.parametrize(
