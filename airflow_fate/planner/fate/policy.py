@@ -115,6 +115,8 @@ class Fate:
                 for g in self.candidates(snap, cost, uid)
                 if (est := cost.estimate(stage, g, snap)) is not None
             ]
+            if cfg.widen_slack is not None:
+                quick = _worth_widening(quick, snap, cfg.widen_slack)
             options = [
                 scorer.score(stage, g, est) for g, est in _prefilter(quick, snap, cfg.prefilter)
             ]
@@ -207,6 +209,32 @@ def _roomiest_idle(snap: Snapshot) -> list[tuple[int, ...]]:
         ]
         if idle:
             out.append((min(idle, key=lambda g: (snap.gpus[g].weights_gib, g)),))
+    return out
+
+
+def _worth_widening(
+    quick: list[tuple[float, tuple[int, ...], StageCost]], snap: Snapshot, slack: float
+) -> list[tuple[float, tuple[int, ...], StageCost]]:
+    """Drop groups wider than a node's narrowest option that cost more GPU-seconds.
+
+    A wider group finishes the stage sooner only by holding more GPUs; when the run is
+    mostly a load that does not split (weights read once per node from disk or the
+    remote store), the extra GPUs sit idle for it. Keep a wider group only if its
+    GPU-seconds (k x run) are within ``1 + slack`` of the narrowest group's on that node.
+    """
+    narrowest: dict[int, tuple[int, float]] = {}
+    for _, g, est in quick:
+        node = snap.cluster.gpus[g[0]].node
+        k, gpu_s = len(g), len(g) * est.run
+        best = narrowest.get(node)
+        if best is None or k < best[0] or (k == best[0] and gpu_s < best[1]):
+            narrowest[node] = (k, gpu_s)
+    out = []
+    for q in quick:
+        _, g, est = q
+        k0, gpu_s0 = narrowest[snap.cluster.gpus[g[0]].node]
+        if len(g) == k0 or len(g) * est.run <= gpu_s0 * (1 + slack):
+            out.append(q)
     return out
 
 
