@@ -3,9 +3,9 @@
 Per GPU: when its queue drains (estimated), the stage running on it, stages reserved on it
 but not started, resident models in LRU order within usable memory, prefix-KV entries
 ``(model, prefix id)`` in LRU order within the prefix-KV budget and, with worker pods, the
-GPU set of the pod that holds it. What outlives a stage depends on the launcher
-(`Hosting`). Per node: the host page
-cache of model weights (LRU within ``host_cache_gib``) and the models on local disk.
+GPU set of the pod that holds it; what outlives a stage depends on the launcher
+(`Hosting`). Per node: the host page cache of model weights (LRU within
+``host_cache_gib``) and the models on local disk.
 Per stage: where it was placed (its output lives there once it finishes). Per workflow:
 attained GPU service.
 
