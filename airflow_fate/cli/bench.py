@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from airflow_fate.bench.driver import REPORT_SEEDS_FROM, BenchConfig, run_bench
+from airflow_fate.bench.driver import REPORT_SEEDS_FROM, TUNING_SEEDS, BenchConfig, run_bench
 from airflow_fate.bench.matrix import Cell, Matrix, cell_standings, write_matrix
 from airflow_fate.bench.report import FATE, is_fate
 from airflow_fate.bench.results import BenchResults
@@ -46,8 +46,9 @@ def register(sub: Any) -> None:
         "--seeds-from",
         type=int,
         default=0,
-        help="the first seed (default 0). Defaults were tuned on seeds 0-4: report on "
-        f"others, e.g. --seeds-from {REPORT_SEEDS_FROM}",
+        help="the first seed (default 0). Defaults were tuned on seeds "
+        f"{TUNING_SEEDS[0]}-{TUNING_SEEDS[-1]}: report on others, e.g. --seeds-from "
+        f"{REPORT_SEEDS_FROM}",
     )
     p.add_argument(
         "--workflows", type=int, default=200, help="workflows per workload (default 200)"

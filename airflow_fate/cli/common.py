@@ -62,7 +62,7 @@ def launcher_list(text: str) -> tuple[HostingMode, ...]:
         raise argparse.ArgumentTypeError(
             f"expected a comma list of {', '.join(HOSTING_MODES)}; got {text!r}"
         )
-    return tuple(m for m in HOSTING_MODES for n in names if n == m)
+    return tuple(m for m in HOSTING_MODES if m in names)
 
 
 def float_list(text: str) -> tuple[float, ...]:
