@@ -193,6 +193,11 @@ class PodWatcher:
         """``list_namespaced_pod`` that keeps the raw response, so `stop` can cut it."""
         response = self._core.list_namespaced_pod(*args, **kwargs)
         self._response = response
+        if self._stop.is_set():
+            # `stop` ran while the request was in flight and found no response to cut;
+            # cut it here, or the read below would block until the server-side timeout.
+            with contextlib.suppress(Exception):
+                response.shutdown()
         return response
 
     def _stream(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -172,6 +173,42 @@ def test_thread_stops_promptly_while_a_watch_is_open(apiserver: FakeApiServer) -
     w.stop(join_timeout_s=5)
     assert not w.alive
     assert time.monotonic() - started < 1.0
+
+
+def test_thread_stops_promptly_when_stopped_while_the_watch_request_is_in_flight(
+    apiserver: FakeApiServer,
+) -> None:
+    # The race CI once lost: `stop` runs after the server took the watch but before the
+    # client holds the response, so `stop` finds nothing to cut. The watcher must then
+    # cut the stream itself instead of reading until the server-side timeout (30 s).
+    w = PodWatcher(
+        api_client_for_host(apiserver.url),
+        NAMESPACE,
+        "owner=me",
+        lambda _: None,
+        watch_timeout_s=30,
+        request_timeout_s=5,
+        retry=RetrySettings(),
+    )
+    real_list = w._core.list_namespaced_pod
+    stopper: list[threading.Thread] = []
+
+    def list_then_stop(*args: Any, **kwargs: Any) -> Any:
+        response = real_list(*args, **kwargs)
+        if kwargs.get("watch"):
+            stopper.append(threading.Thread(target=w.stop, kwargs={"join_timeout_s": 5}))
+            stopper[0].start()
+            time.sleep(0.2)  # `stop` has run by now and found no response
+        return response
+
+    w._core.list_namespaced_pod = list_then_stop  # type: ignore[method-assign]
+    w.start()
+    deadline = time.monotonic() + 5
+    while not stopper and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stopper, "the watcher never opened a watch"
+    stopper[0].join(10)
+    assert not w.alive
 
 
 def test_client_has_no_hidden_urllib3_retries(apiserver: FakeApiServer) -> None:
