@@ -201,7 +201,7 @@ def test_thread_stops_promptly_when_stopped_while_the_watch_request_is_in_flight
             time.sleep(0.2)  # `stop` has run by now and found no response
         return response
 
-    w._core.list_namespaced_pod = list_then_stop  # type: ignore[method-assign]
+    w._core.list_namespaced_pod = list_then_stop
     w.start()
     deadline = time.monotonic() + 5
     while not stopper and time.monotonic() < deadline:
