@@ -17,6 +17,7 @@ from airflow_fate import __version__
 from airflow_fate.cli import (
     bench,
     bench_planner,
+    calibrate,
     demo,
     policies,
     run,
@@ -26,7 +27,7 @@ from airflow_fate.cli import (
 )
 from airflow_fate.errors import InputError, UnrunStagesError
 
-COMMANDS = [simulate, policies, schema, workload, run, bench, bench_planner, demo]
+COMMANDS = [simulate, policies, schema, workload, run, calibrate, bench, bench_planner, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
