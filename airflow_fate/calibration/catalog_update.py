@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from airflow_fate.atomic_file import write_atomically
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_models
 from airflow_fate.runtime.registry import PACKAGE_SCHEME
@@ -116,15 +116,7 @@ def write_checked(doc: Document, path: Path, cluster: Cluster) -> None:
     Raises:
         InputError: from the loader, naming the field it rejects.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render(doc))
-        load_models(tmp, cluster)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomically(path, render(doc), lambda tmp: load_models(tmp, cluster))
 
 
 def significant(value: float, digits: int = 3) -> float:

@@ -25,6 +25,7 @@ from airflow_fate.cli import (
     simulate,
     workload,
 )
+from airflow_fate.cli.common import HelpFormatter
 from airflow_fate.errors import InputError, UnrunStagesError
 
 COMMANDS = [simulate, policies, schema, workload, run, calibrate, bench, bench_planner, demo]
@@ -39,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    _plain_help(parser)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Give every (nested) command parser the shared plain-text `HelpFormatter`."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _plain_help(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

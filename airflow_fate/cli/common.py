@@ -3,11 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import policy_names
 from airflow_fate.state.hosting import HOSTING_MODES, HostingMode
+
+DEFAULT_POLICY = "fate"
+"""The policy every command uses unless ``--policy`` says otherwise."""
+
+_LITERAL = re.compile(r"(?::[\w:]+:)?`{1,2}([^`]+?)`{1,2}")
+"""reStructuredText literals and roles (``x``, `x`, :class:`x`) in docstrings and help."""
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup: help is read in a terminal."""
+    return _LITERAL.sub(r"\1", text)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Plain-text help for every command: markup removed, defaults shown.
+
+    Descriptions keep their line breaks (they are module docstrings, laid out by hand).
+    An option's default is appended unless its help already states it or there is
+    nothing to say (no default, a flag that is off, a required option).
+    """
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain(text))
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = plain(action.help or "")
+        default = action.default
+        silent = (
+            default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or action.required
+            or not action.option_strings
+            or "default" in text
+        )
+        if silent:
+            return text
+        shown = ",".join(str(v) for v in default) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
 
 LAUNCHER_HELP = (
     "how stages are hosted: 'local' long-lived device workers (default); 'worker-pods' "
@@ -83,7 +124,7 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", required=True, type=Path, help="models.yaml")
     p.add_argument("--workload", required=True, type=Path, help="workload.json")
     p.add_argument(
-        "--policy", default="greedy-eft", help="policy name (see `airflow-fate policies`)"
+        "--policy", default=DEFAULT_POLICY, help="policy name (see: airflow-fate policies)"
     )
 
 

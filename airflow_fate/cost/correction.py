@@ -12,12 +12,11 @@ The state file is small JSON (``version: 1``); a missing file is an empty store.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_fate.atomic_file import write_atomically
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import _read_document, _validate
@@ -90,12 +89,8 @@ class CorrectionStore:
     def save(self, path: str | Path) -> None:
         """Write atomically (a crash never leaves a half-written file)."""
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
         doc = CorrectionFile(entries=sorted(self._entries.values(), key=_entry_key))
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(doc.model_dump_json(indent=2) + "\n")
-        os.replace(tmp, p)
+        write_atomically(p, doc.model_dump_json(indent=2) + "\n")
 
     def observe(
         self,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import sys
+from dataclasses import dataclass, replace
 
 from airflow_fate.planner.baselines.autellix import Autellix
 from airflow_fate.planner.baselines.cpop import Cpop
@@ -16,7 +17,7 @@ from airflow_fate.planner.baselines.peft import Peft
 from airflow_fate.planner.baselines.prefix_affinity import PrefixAffinity
 from airflow_fate.planner.baselines.random_choice import RandomChoice
 from airflow_fate.planner.baselines.round_robin import RoundRobin
-from airflow_fate.planner.fate import ABLATIONS, Fate, FateConfig
+from airflow_fate.planner.fate import ABLATION_NOTES, ABLATIONS, Fate, FateConfig
 from airflow_fate.planner.policy import Policy, PolicyFactory
 
 BASELINES: dict[str, PolicyFactory] = {
@@ -51,6 +52,34 @@ _REGISTRY: dict[str, PolicyFactory] = {**FATE_POLICIES, **BASELINES}
 
 def policy_names() -> list[str]:
     return list(_REGISTRY)
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """What ``airflow-fate policies`` says about one policy.
+
+    Attributes:
+        name: the registered name.
+        kind: ``fate``, ``ablation`` (a FATE variant with one mechanism changed) or
+            ``baseline``.
+        summary: one line; a baseline's is the first line of its module's docstring, so
+            the description lives with the code it describes.
+    """
+
+    name: str
+    kind: str
+    summary: str
+
+
+def describe(name: str) -> PolicyInfo:
+    """The `PolicyInfo` of a registered policy (KeyError naming the known ones if not)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})")
+    if name in FATE_POLICIES:
+        kind = "fate" if name == "fate" else "ablation"
+        return PolicyInfo(name, kind, ABLATION_NOTES[name])
+    doc = sys.modules[BASELINES[name].__module__].__doc__ or ""
+    return PolicyInfo(name, "baseline", doc.strip().splitlines()[0] if doc.strip() else "")
 
 
 def make_policy(name: str, seed: int = 0) -> Policy:

@@ -11,10 +11,9 @@ that ``simulate`` would reject.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from airflow_fate.atomic_file import write_atomically
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_workload
 from airflow_fate.domain.models import ModelCatalog
@@ -51,19 +50,14 @@ def write_workload(
         raise InputError("--out", "", f"must be a .json file, got {str(path)!r}")
     if path.is_dir():
         raise InputError("--out", "", f"{str(path)!r} is a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    except OSError as exc:
-        raise InputError("--out", "", f"cannot write: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(workload))
+
+    def check(tmp: Path) -> None:
         try:
             load_workload(tmp, catalog, cluster)
         except InputError as exc:
             raise RuntimeError(f"generated workload does not load (generator bug): {exc}") from exc
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    try:
+        write_atomically(path, dumps(workload), check)
+    except OSError as exc:
+        raise InputError("--out", "", f"cannot write: {exc.strerror or exc}") from None

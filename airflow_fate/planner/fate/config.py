@@ -99,3 +99,18 @@ ABLATIONS: dict[str, FateConfig] = {
     "fate-no-eviction": FateConfig(eviction=False),
     "fate-greedy": FateConfig(use_solver=False),
 }
+
+
+ABLATION_NOTES: dict[str, str] = {
+    "fate": "FATE: CP-SAT joint assignment of the frontier, scored by finish time plus "
+    "the state each placement leaves for later stages",
+    "fate-no-horizon": "no look-ahead: every future term off (horizon 0)",
+    "fate-no-residency": "no credit for leaving a model resident for later stages",
+    "fate-no-locality": "no credit for placing next to a parent's output",
+    "fate-no-prefix": "no credit for prefix KV that later stages reuse",
+    "fate-no-reachability": "no debit for breaking GPU blocks that shard groups need",
+    "fate-no-shards": "every stage on its smallest fitting shard degree",
+    "fate-no-eviction": "no debit for evicting models that queued stages need",
+    "fate-greedy": "the same scores, assigned greedily by criticality instead of CP-SAT",
+}
+"""One line per FATE variant for ``airflow-fate policies`` (kept next to `ABLATIONS`)."""

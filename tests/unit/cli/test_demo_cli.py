@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 import pytest
 
+from airflow_fate.cli import build_parser
 from airflow_fate.cli.demo import run, serve_until_interrupted
 from airflow_fate.errors import InputError
 
@@ -42,6 +40,6 @@ def test_serve_reports_a_service_that_died() -> None:
 
 @pytest.mark.parametrize("port", [0, 70000])
 def test_bad_port_is_refused_before_anything_starts(port: int) -> None:
-    args: Any = argparse.Namespace(timeout=10.0, port=port)
+    args = build_parser().parse_args(["demo", "--timeout", "10", "--port", str(port)])
     with pytest.raises(InputError, match="--port"):
         run(args)
