@@ -52,7 +52,7 @@ def plot_normalized(results: BenchResults, path: Path) -> None:
         if name == FATE:
             tick.set_fontweight("bold")
     ax.set_ylabel("relative to RoundRobin (lower is better)")
-    ax.set_title(f"{results.suite}: {len(results.seeds)} seeds, mean ± 95% CI")
+    ax.set_title(_spread_title(results))
     ax.legend()
     _save(plt, fig, path)
 
@@ -93,7 +93,7 @@ def plot_sweep(results: BenchResults, path: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.set_title(f"whiskers: fate and the best baseline ({best})", fontsize="small")
     axes[1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(f"{results.suite}: {len(results.seeds)} seeds, mean ± 95% CI")
+    fig.suptitle(_spread_title(results))
     _save(plt, fig, path)
 
 
@@ -154,3 +154,11 @@ def _save(plt: Any, fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def _spread_title(results: BenchResults) -> str:
+    """What the bars show: a mean with a 95% CI needs two seeds; one seed is one run."""
+    n = len(results.seeds)
+    if n < 2:
+        return f"{results.suite}: one seed (a single run, no confidence interval)"
+    return f"{results.suite}: {n} seeds, mean ± 95% CI"

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print_summary(result)
     if args.json is not None:
         write_json(result, args.json)
+        print(f"wrote {args.json}")
     return 0
 
 

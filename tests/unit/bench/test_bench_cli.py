@@ -135,3 +135,32 @@ def test_launcher_is_a_bench_dimension(tmp_path: Path) -> None:
     assert per_stage["pod_starts"]["mean"] == per_stage["model_loads"]["mean"], (
         "a pod per stage starts one pod and loads the model for every stage"
     )
+
+
+def test_a_logged_bench_shows_progress_and_names_what_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pytest's captured stderr is not a terminal: the bar becomes plain lines.
+    out = tmp_path / "logged"
+    assert _bench(out, "--jobs", "1", policies="greedy-eft") == 0
+    captured = capsys.readouterr()
+    progress = [ln for ln in captured.err.splitlines() if ln.startswith("bench real-dag")]
+    assert progress and progress[-1].startswith("bench real-dag: 4/4 ("), captured.err
+    written = sorted(
+        ln.removeprefix("wrote ") for ln in captured.out.splitlines() if "wrote " in ln
+    )
+    assert written == sorted(str(p) for p in out.iterdir()), "every file named, none missing"
+
+
+def test_one_seed_plots_claim_no_interval() -> None:
+    from airflow_fate.bench.plots import _spread_title
+
+    class Seeds:
+        suite = "real-dag"
+
+        def __init__(self, seeds: list[int]) -> None:
+            self.seeds = seeds
+
+    assert "no confidence interval" in _spread_title(Seeds([0]))  # type: ignore[arg-type]
+    assert "95% CI" not in _spread_title(Seeds([0]))  # type: ignore[arg-type]
+    assert _spread_title(Seeds([0, 1])).endswith("2 seeds, mean ± 95% CI")  # type: ignore[arg-type]

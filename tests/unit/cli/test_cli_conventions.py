@@ -105,3 +105,19 @@ def test_atomic_write_keeps_the_old_file_when_the_check_fails(
     assert [p.name for p in tmp_path.iterdir()] == ["doc.yaml"], "no temporary file left"
     write_atomically(path, "new\n")
     assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_simulate_says_where_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import EXAMPLES
+
+    out = tmp_path / "sim.json"
+    inputs = [
+        "--cluster",
+        str(EXAMPLES / "cluster.yaml"),
+        "--models",
+        str(EXAMPLES / "models.yaml"),
+    ]
+    argv = ["simulate", *inputs, "--workload", str(EXAMPLES / "workload.json")]
+    assert main([*argv, "--policy", "greedy-eft", "--json", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
+    assert out.exists()
