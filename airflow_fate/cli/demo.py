@@ -63,6 +63,21 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--port", type=int, default=None, help="API server / UI port (default: a free one)"
     )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the DAGs under stock LocalExecutor and under FateExecutor (each --policy, "
+        "comma-separated) and print a side-by-side table (airflow_fate/demo/compare.py)",
+    )
+    p.add_argument(
+        "--batches", type=int, default=2, help="with --compare: batches of runs (default: 2)"
+    )
+    p.add_argument(
+        "--compare-json",
+        type=Path,
+        default=Path("out/demo/compare.json"),
+        help="with --compare: where the table goes as JSON (default: out/demo/compare.json)",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,6 +86,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        from airflow_fate.demo.compare import run_compare
+
+        return run_compare(args)
     if args.timeout <= 0:
         raise InputError("--timeout", "", f"must be > 0, got {args.timeout}")
     if args.port is not None and not 0 < args.port < 65536:
