@@ -6,8 +6,14 @@ live, then prints every task's placement and measured times from ``fate_placemen
 writes ``--json OUT``::
 
     {"dag_runs": [{"dag_id", "run_id", "state"}],
-     "placements": [{"dag_id", "task_id", "node", "gpus", "policy", "start", "end"}],
-     "measured": [...], "wall_s": ..., "executor": {...}}
+     "placements": [{"dag_id", "task_id", "node", "gpus", "model", "policy", "state",
+                     "start", "end", "run_s", "predicted": {...}, "measured": {...}}],
+     "wall_s": ..., "executor": {...}}
+
+``predicted`` is the cost model's breakdown in seconds (wait, load, input, prefill,
+decode); ``measured`` is what the stage reported (``load_s``, ``prefill_s``,
+``decode_s``, ``model_warm``, ``prefix_warm``, tokens...), null for tasks that ran no
+stage. ``--json`` defaults to ``out/demo/demo.json``.
 
 With ``--serve`` the API server and scheduler keep running after the runs, so the
 Airflow UI and its FATE monitor (GPU map, run Gantt, "why this GPU") can be browsed
@@ -39,6 +45,8 @@ if TYPE_CHECKING:
     from airflow_fate.executor.store import PlacementRow
 
 DEMO_DAGS = ("fate_rag_judge", "fate_map_reduce_summary", "fate_multi_agent_review")
+DEFAULT_JSON = Path("out/demo/demo.json")
+"""Under the git-ignored ``out/``, as every other command's default output."""
 """The example DAGs the demo triggers (shipped in ``airflow_fate/dags``)."""
 
 
@@ -48,7 +56,12 @@ def register(sub: Any) -> None:
         help="run the example DAGs on Airflow with FateExecutor",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--json", type=Path, default=None, help="write runs and placements here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help="write runs and placements here (default: out/demo/demo.json)",
+    )
     p.add_argument("--policy", default="fate", help="planner policy (default: fate)")
     p.add_argument("--dags", nargs="+", default=list(DEMO_DAGS), help="DAG ids to trigger")
     p.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: temporary)")
@@ -147,6 +160,7 @@ def _demo(env: AirflowEnvironment, args: argparse.Namespace, console: Console, t
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = result_document(final, placements, wall, metrics)
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        say(f"wrote {args.json}")
     if args.serve:
         url = f"http://127.0.0.1:{env.port}"
         say(
@@ -174,8 +188,11 @@ def serve_until_interrupted(env: AirflowEnvironment, poll_s: float = 1.0) -> Non
 
 def _progress(env: AirflowEnvironment, runs: list[DagRunState], say: Any) -> Any:
     last: dict[str, str] = {}
+    stages = StageAnnouncer(say)
+    dag_ids = sorted({r.dag_id for r in runs})
 
     def show(states: list[DagRunState]) -> None:
+        stages.update(env.placements(dag_ids))
         tasks = env.task_states(runs)
         for r in states:
             mine = {k[2]: v for k, v in tasks.items() if k[:2] == (r.dag_id, r.run_id)}
@@ -191,42 +208,84 @@ def _progress(env: AirflowEnvironment, runs: list[DagRunState], say: Any) -> Any
     return show
 
 
+class StageAnnouncer:
+    """Says when a stage starts (and whether it loads its model) and when it ends.
+
+    Fed the ``fate_placement`` rows at each poll: a new row is a stage placed on its
+    GPUs, announced with the cost model's prediction (a cold load is where a user would
+    otherwise wait in silence); a row that gains its measured times has finished.
+    """
+
+    def __init__(self, say: Any) -> None:
+        self._say = say
+        self._started: set[tuple[str, str, str, int]] = set()
+        self._ended: set[tuple[str, str, str, int]] = set()
+
+    def update(self, rows: list[PlacementRow]) -> None:
+        for r in sorted(rows, key=lambda r: r.start):
+            if not r.gpus:
+                continue  # a task that ran no stage (a plain Python task)
+            key = (r.key.dag_id, r.key.task_id, r.key.run_id, r.key.try_number)
+            where = f"{r.node}:{','.join(map(str, r.gpus))}"
+            if key not in self._started:
+                self._started.add(key)
+                load = r.predicted.get("load", 0.0)
+                if load > 0:
+                    self._say(
+                        f"loading {r.model} on {where} for {r.key.task_id} "
+                        f"(cold, ~{load:.0f} s predicted)"
+                    )
+                else:
+                    self._say(f"{r.key.task_id} on {where}: {r.model} resident (warm)")
+            if r.measured and key not in self._ended:
+                self._ended.add(key)
+                m = r.measured
+                self._say(
+                    f"{r.key.task_id} finished on {where} in {r.run_s or 0.0:.1f} s "
+                    f"({_warm(m)}; load {_seconds(m.get('load_s'))}, prefill "
+                    f"{_seconds(m.get('prefill_s'))}, decode {_seconds(m.get('decode_s'))})"
+                )
+
+
+PLACEMENT_COLUMNS = ("task", "gpu", "model", "state", "load", "prefill", "decode")
+"""The demo's table: what a user checks first, in seconds; whole at 80 columns."""
+
+
 def _print_placements(console: Console, rows: list[PlacementRow]) -> None:
+    """One table per DAG, its rows in start order; the policy in the title.
+
+    Built to fit 80 columns without cutting a value (a log or a narrow terminal): no
+    borders, task ids and model names never truncated, times as plain seconds.
+    """
     if not rows:
         console.print("no placements recorded")
         return
-    origin = min(r.start for r in rows)
-    table = Table(title="placements (fate_placement)")
-    for col in (
-        "dag",
-        "task",
-        "node",
-        "gpus",
-        "policy",
-        "start s",
-        "end s",
-        "load",
-        "prefill",
-        "decode",
-        "warm",
-    ):
-        table.add_column(col)
+    for dag_id in sorted({r.key.dag_id for r in rows}):
+        mine = sorted((r for r in rows if r.key.dag_id == dag_id), key=lambda r: r.start)
+        policies = ", ".join(sorted({r.policy for r in mine}))
+        console.print(placement_table(f"{dag_id} (policy {policies})", mine))
+    console.print("load, prefill, decode: measured seconds; state: cold (model loaded),")
+    console.print("warm (model resident), +kv (prefix KV reused)")
+
+
+def placement_table(title: str, rows: list[PlacementRow]) -> Table:
+    """The rows of one DAG as a borderless table (see `_print_placements`)."""
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, padding=(0, 1))
+    for col in PLACEMENT_COLUMNS:
+        numeric = col in ("load", "prefill", "decode")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
     for r in rows:
         m = r.measured or {}
         table.add_row(
-            r.key.dag_id,
             r.key.task_id,
-            r.node,
-            ",".join(map(str, r.gpus)) or "-",
-            r.policy,
-            f"{(r.start - origin).total_seconds():.1f}",
-            f"{(r.end - origin).total_seconds():.1f}" if r.end else "-",
+            f"{r.node}:{','.join(map(str, r.gpus))}" if r.gpus else "-",
+            r.model or "-",
+            _warm(m),
             _seconds(m.get("load_s")),
             _seconds(m.get("prefill_s")),
             _seconds(m.get("decode_s")),
-            _warm(m),
         )
-    console.print(table)
+    return table
 
 
 def _seconds(value: Any) -> str:
@@ -234,11 +293,11 @@ def _seconds(value: Any) -> str:
 
 
 def _warm(measured: dict[str, Any]) -> str:
+    """``cold`` or ``warm`` (the model), ``+kv`` when the prefix KV was reused."""
     if not measured:
         return "-"
-    model = "model" if measured.get("model_warm") else ""
-    prefix = "prefix" if measured.get("prefix_warm") else ""
-    return "+".join(x for x in (model, prefix) if x) or "cold"
+    model = "warm" if measured.get("model_warm") else "cold"
+    return model + ("+kv" if measured.get("prefix_warm") else "")
 
 
 def result_document(
@@ -256,17 +315,11 @@ def result_document(
                 "task_id": p.key.task_id,
                 "node": p.node,
                 "gpus": list(p.gpus),
+                "model": p.model,
                 "policy": p.policy,
+                "state": p.state,
                 "start": p.start.isoformat(),
                 "end": p.end.isoformat() if p.end else None,
-            }
-            for p in placements
-        ],
-        "measured": [
-            {
-                "dag_id": p.key.dag_id,
-                "task_id": p.key.task_id,
-                "state": p.state,
                 "run_s": p.run_s,
                 "predicted": p.predicted,
                 "measured": p.measured,

@@ -44,9 +44,14 @@ def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
         doc = json.loads(out.read_text())
         assert {r["state"] for r in doc["dag_runs"]} == {"success"}
         assert len(doc["dag_runs"]) == 3
+        stage_keys = {"load_s", "prefill_s", "decode_s", "model_warm"}
         for p in doc["placements"]:
-            assert set(p) == {"dag_id", "task_id", "node", "gpus", "policy", "start", "end"}
-        assert "placements (fate_placement)" in done.stdout
+            assert {"dag_id", "task_id", "node", "gpus", "model", "measured"} <= set(p)
+            if p["gpus"]:  # a stage: its measured breakdown is in the placement
+                assert stage_keys <= set(p["measured"]), p
+        assert "fate_rag_judge (policy fate)" in done.stdout
+        assert f"wrote {out}" in done.stdout
+        assert "loading " in done.stdout, "model loads are announced while they happen"
 
         env = AirflowEnvironment(home)  # the kept home: read its database
         runs = [DagRunState(r["dag_id"], r["run_id"], None) for r in doc["dag_runs"]]

@@ -60,9 +60,13 @@ def test_unrun_stages_exit_1_with_one_line(
     extra = ["--out", str(tmp_path / "bench"), *_inputs()] if argv[0] == "bench" else []
     policy_flag = "--policies" if argv[0] == "bench" else "--policy"
     assert main([*argv, *extra, policy_flag, broken_policy]) == 1
-    err = capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    progress = [ln for ln in lines if not ln.startswith("error: ")]
+    assert all(": " in ln and ln.endswith(" s)") for ln in progress), "only progress lines"
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], "one error line, at the end"
+    err = errors[0]
     assert "Traceback" not in err
-    assert err.endswith("\n") and err.count("\n") == 1
     assert err.startswith(f"error: policy {broken_policy!r} left ")
     assert "ready but never placed" in err
     assert "but the policy never placed it" in err
