@@ -23,7 +23,7 @@ from airflow_fate.cli.simulate import print_summary, write_json
 from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import Inputs, load_inputs
 from airflow_fate.engine.calibration import estimate_error
-from airflow_fate.engine.live import LiveEngine, LiveOutcome
+from airflow_fate.engine.live import LiveEngine, LiveOutcome, StageNote
 from airflow_fate.errors import InputError
 from airflow_fate.launch.inventory import bind, discover, load_inventory
 from airflow_fate.launch.local import LocalLauncher
@@ -37,6 +37,10 @@ def default_correction_path() -> Path:
     """``$XDG_STATE_HOME/airflow-fate/correction.json`` (``~/.local/state`` by default)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "airflow-fate" / "correction.json"
+
+
+DEFAULT_JSON = Path("out/run/result.json")
+"""Under the git-ignored ``out/``, as every other command's default output."""
 
 
 def register(sub: Any) -> None:
@@ -65,7 +69,12 @@ def register(sub: Any) -> None:
     p.add_argument("--stage-timeout", type=float, default=600.0, help="seconds per stage")
     p.add_argument("--run-timeout", type=float, default=3600.0, help="seconds for the run")
     p.add_argument("--run-dir", type=Path, default=None, help="worker sockets and logs")
-    p.add_argument("--json", type=Path, default=None, help="write the full result here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help="write the full result here (default: out/run/result.json)",
+    )
     p.set_defaults(func=run)
 
 
@@ -86,6 +95,14 @@ def run(args: argparse.Namespace) -> int:
     bindings = bind(inputs.cluster, inventory, str(args.inventory or "discovered devices"))
     path = args.correction or default_correction_path()
     store = CorrectionStore() if args.no_correction else CorrectionStore.load(path)
+    say = functools.partial(print, file=sys.stderr, flush=True)
+    if args.no_correction:
+        say("cost corrections: not used (--no-correction)")
+    else:
+        known = "a new file" if not path.exists() else f"{store.learned} learned factors"
+        say(f"cost corrections: {path} ({known}; saved there after the run)")
+    stages = sum(len(wf.stages) for wf in inputs.workload.workflows)
+    say(f"starting {len(bindings)} device workers for {stages} stages")
     with (
         LocalLauncher(bindings, run_dir=args.run_dir) as launcher,
         progress_bar(f"running {args.policy}") as update,
@@ -103,10 +120,30 @@ def run(args: argparse.Namespace) -> int:
             stage_timeout_s=args.stage_timeout,
             run_timeout_s=args.run_timeout,
             progress=update,
+            notes=lambda note: say(describe_note(note)),
         ).run()
     if not args.no_correction:
         store.save(path)
+        say(f"saved cost corrections to {path}")
     return report(outcome, args.json)
+
+
+def describe_note(note: StageNote) -> str:
+    """One progress line for a stage starting or finishing (see `LiveEngine.notes`)."""
+    where = "gpu " + ",".join(map(str, note.gpus))
+    if note.measured is None:
+        load = note.predicted.load
+        if load > 0:
+            return (
+                f"loading {note.model} on {where} for {note.label} (cold, ~{load:.0f} s predicted)"
+            )
+        return f"{note.label} on {where}: {note.model} resident (~{note.predicted.total:.1f} s)"
+    m = note.measured
+    state = "warm" if note.model_warm else "cold"
+    return (
+        f"{note.label} finished on {where} in {note.seconds or 0.0:.1f} s ({state}; load "
+        f"{m.load:.2f}, prefill {m.prefill:.2f}, decode {m.decode:.2f})"
+    )
 
 
 def model_resolver(inputs: Inputs, models_file: Path) -> functools.partial[ModelSource]:
@@ -131,6 +168,7 @@ def report(outcome: LiveOutcome, json_path: Path | None) -> int:
         print_summary(outcome.result)
         if json_path is not None:
             write_json(outcome.result, json_path)
+            print(f"wrote {json_path}")
     err = estimate_error(outcome.samples)
     console.print(
         f"wall {outcome.wall_s:.1f} s; worker restarts {outcome.worker_restarts}\n"

@@ -86,6 +86,12 @@ class CorrectionStore:
             raise InputError(str(p), "version", f"unsupported version {doc.version}")
         return cls(doc.entries)
 
+    @property
+    def learned(self) -> int:
+        """How many (model, GPU type) pairs have factors (not ``__len__``: an empty
+        store must stay truthy where callers write ``store or CorrectionStore()``)."""
+        return len(self._entries)
+
     def save(self, path: str | Path) -> None:
         """Write atomically (a crash never leaves a half-written file)."""
         p = Path(path)

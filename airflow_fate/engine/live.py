@@ -66,6 +66,29 @@ class FailedStage:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class StageNote:
+    """A stage starting (``measured`` is None) or finishing, for a live progress display.
+
+    Attributes:
+        label: ``workflow/stage``.
+        model: the catalog model it runs.
+        gpus: the cluster GPU indices it holds.
+        predicted: the corrected cost model's breakdown at its start.
+        measured: what the worker measured, once it succeeded.
+        model_warm: whether the model was resident (known once it succeeded).
+        seconds: wall seconds from start to end, once it succeeded.
+    """
+
+    label: str
+    model: str
+    gpus: tuple[int, ...]
+    predicted: StageCost
+    measured: StageCost | None = None
+    model_warm: bool | None = None
+    seconds: float | None = None
+
+
 @dataclass(frozen=True)
 class LiveOutcome:
     """What a live run produced.
@@ -121,6 +144,7 @@ class LiveEngine:
     stage_timeout_s: float = 600.0
     run_timeout_s: float = 3600.0
     progress: Callable[[int, int], None] | None = None
+    notes: Callable[[StageNote], None] | None = None
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -214,6 +238,8 @@ class LiveEngine:
         request = stage_request(stage, source, parents)
         self._running[label] = _Running(uid, now, request, profile, corrected, record)
         self.launcher.launch(StageLaunch(label, gpus, request, self.stage_timeout_s))
+        if self.notes is not None:
+            self.notes(StageNote(label, stage.model, gpus, corrected))
 
     # -- outcomes --------------------------------------------------------------------
 
@@ -262,6 +288,12 @@ class LiveEngine:
             CostSample(label, stage.model, gpu_type, run.profile, run.corrected, measured)
         )
         self._learn(stage.model, gpu_type, run.profile, measured)
+        if self.notes is not None:
+            self.notes(
+                StageNote(
+                    label, stage.model, gpus, run.corrected, measured, r.model_warm, now - run.start
+                )
+            )
 
     def _learn(self, model: str, gpu_type: str, profile: StageCost, measured: StageCost) -> None:
         if not self.learn:

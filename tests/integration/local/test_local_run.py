@@ -88,6 +88,13 @@ def runs(one_workflow: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         assert done.returncode == 0, done.stderr[-3000:]
         assert "cost-model error" in done.stdout
         assert _workers_of(run_dir) == [], "workers outlived `airflow-fate run`"
+        # It says what it reads and writes, and what each stage does as it happens.
+        correction = tmp / "correction.json"
+        assert f"cost corrections: {correction} (" in done.stderr
+        assert f"saved cost corrections to {correction}" in done.stderr
+        assert f"wrote {result}" in done.stdout
+        assert "loading smollm2-135m-instruct on gpu " in done.stderr, done.stderr
+        assert done.stderr.count(" finished on gpu ") == 3, done.stderr
         out[policy] = result
     out["correction"] = tmp / "correction.json"
     return out

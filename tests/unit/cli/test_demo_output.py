@@ -106,3 +106,29 @@ def test_stage_progress_announces_loads_and_finishes() -> None:
     warm = replace(ROWS[1], predicted={"load": 0.0})
     announce.update([warm])
     assert lines[2] == "summarise_1 on local:2: smollm2-135m-instruct resident (warm)"
+
+
+def test_run_describes_each_stage_start_and_end() -> None:
+    from airflow_fate.cli.run import describe_note
+    from airflow_fate.domain.plan import StageCost
+    from airflow_fate.engine.live import StageNote
+
+    cold = StageCost(wait=0.0, load=26.8, input=0.0, prefill=1.5, decode=12.0)
+    warm = StageCost(wait=0.0, load=0.0, input=0.0, prefill=1.5, decode=12.0)
+    start = StageNote("wf-0/answer", "smollm2-135m-instruct", (1,), cold)
+    assert describe_note(start) == (
+        "loading smollm2-135m-instruct on gpu 1 for wf-0/answer (cold, ~27 s predicted)"
+    )
+    resident = StageNote("wf-0/answer", "smollm2-135m-instruct", (1,), warm)
+    assert describe_note(resident) == (
+        "wf-0/answer on gpu 1: smollm2-135m-instruct resident (~13.5 s)"
+    )
+    done = StageNote("wf-0/answer", "smollm2-135m-instruct", (1,), cold, cold, False, 40.25)
+    assert describe_note(done) == (
+        "wf-0/answer finished on gpu 1 in 40.2 s (cold; load 26.80, prefill 1.50, decode 12.00)"
+    )
+
+
+def test_run_writes_under_out_by_default() -> None:
+    args = build_parser().parse_args(["run", "--cluster", "c", "--models", "m", "--workload", "w"])
+    assert args.json == Path("out/run/result.json")
