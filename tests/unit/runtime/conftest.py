@@ -1,6 +1,6 @@
 """Shared runtime fixtures: the example catalog's real models and one warm CPU runtime.
 
-Loading SmolLM2 costs ~25 s here, so one in-process `DeviceRuntime` is built per session
+Loading SmolLM2 costs 16-17 s here, so one in-process `DeviceRuntime` is built per session
 and the first stage it ran (the cold load) is kept for the residency tests to compare.
 """
 
