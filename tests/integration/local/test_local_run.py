@@ -2,7 +2,8 @@
 
 A cut of the example workload (the first three stages of its first workflow: embed,
 rerank, answer) keeps CI fast, since each cold SmolLM2 load costs 16-17 s here (more
-under load), while still covering both models, a shared-prefix stage, residency and data flowing between stages.
+under load), while still covering both models, a shared-prefix stage, residency and
+data flowing between stages.
 """
 
 from __future__ import annotations
