@@ -29,8 +29,11 @@ step() { echo "[setup ${weight} $((SECONDS - started))s] $*"; }
 # pip, with only the lines that show progress (what it fetches and installs) and errors.
 pip_install() {
     python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 |
-        awk '/^(Collecting|Installing collected|Successfully installed|ERROR|error)/ {
-            print "    " $0; fflush() }'
+        awk '/^Collecting/ { print "    " $0; fflush() }
+            /^Installing collected packages/ { n = split($0, names, ",")
+                print "    installing " n " packages"; fflush() }
+            /^Successfully installed/ { print "    installed " NF - 2 " packages"; fflush() }
+            /^(ERROR|error)/ { print; fflush() }'
 }
 
 step "installing airflow-fate[${weight}] (a fresh machine takes a few minutes)"
