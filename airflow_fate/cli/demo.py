@@ -262,7 +262,8 @@ def _print_placements(console: Console, rows: list[PlacementRow]) -> None:
         return
     for dag_id in sorted({r.key.dag_id for r in rows}):
         mine = sorted((r for r in rows if r.key.dag_id == dag_id), key=lambda r: r.start)
-        policies = ", ".join(sorted({r.policy for r in mine}))
+        # Tasks that ran no stage are recorded under a CPU-slot pseudo-policy.
+        policies = ", ".join(sorted({r.policy for r in mine if r.gpus})) or "none"
         console.print(placement_table(f"{dag_id} (policy {policies})", mine))
     console.print("load, prefill, decode: measured seconds; state: cold (model loaded),")
     console.print("warm (model resident), +kv (prefix KV reused)")
