@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(env: AirflowEnvironment, args: argparse.Namespace, console: Console, t0: float) -> int:
     def say(text: str) -> None:
-        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/dim] {text}")
+        # soft_wrap: a progress line stays one line in a log, paths in it whole.
+        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/dim] {text}", soft_wrap=True)
 
     say(f"AIRFLOW_HOME {env.home} ({'SQLite' if args.db_url is None else args.db_url})")
     env.migrate()

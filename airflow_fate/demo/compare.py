@@ -140,7 +140,9 @@ def run_compare(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
 
     def say(line: str) -> None:
-        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/dim] {line}", highlight=False)
+        console.print(
+            f"[dim]{time.monotonic() - t0:6.1f}s[/dim] {line}", highlight=False, soft_wrap=True
+        )
 
     own = args.home is None
     parent = Path(tempfile.mkdtemp(prefix="fate-compare-")) if own else args.home
