@@ -29,11 +29,13 @@ step() { echo "[setup ${weight} $((SECONDS - started))s] $*"; }
 # pip, with only the lines that show progress (what it fetches and installs) and errors.
 pip_install() {
     python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 |
-        awk '/^Collecting/ { print "    " $0; fflush() }
+        awk 'function count(n) { return n " package" (n == 1 ? "" : "s") }
+            /^Collecting/ { print "    " $0; fflush() }
             /^Installing collected packages/ { n = split($0, names, ",")
-                print "    installing " n " packages"; fflush() }
-            /^Successfully installed/ { print "    installed " NF - 2 " packages"; fflush() }
-            /^(ERROR|error)/ { print; fflush() }'
+                print "    installing " count(n); fflush() }
+            /^Successfully installed/ { done = 1; print "    installed " count(NF - 2); fflush() }
+            /^(ERROR|error)/ { failed = 1; print; fflush() }
+            END { if (!done && !failed) print "    nothing new to install" }'
 }
 
 step "installing airflow-fate[${weight}] (a fresh machine takes a few minutes)"
