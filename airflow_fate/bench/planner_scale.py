@@ -39,9 +39,9 @@ from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.domain.models import ModelCatalog
-from airflow_fate.engine.dispatch import Dispatcher
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy
+from airflow_fate.spine.dispatch import Dispatcher
 from airflow_fate.state.cluster_state import ClusterState, Snapshot
 from airflow_fate.workloads import GenerateRequest, generate
 

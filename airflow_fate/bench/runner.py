@@ -34,8 +34,8 @@ from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.workload import Workload
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy
-from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
+from airflow_fate.spine.metrics import RunResult
 from airflow_fate.state.hosting import Hosting, HostingMode
 from airflow_fate.workloads import GenerateRequest, SuiteOptions, generate
 

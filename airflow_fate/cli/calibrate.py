@@ -52,7 +52,7 @@ from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.domain.models import GIB, ModelCatalog
 from airflow_fate.errors import InputError
-from airflow_fate.launch.inventory import bind, discover, load_inventory
+from airflow_fate.launch.devices import bind, discover_devices, load_devices
 from airflow_fate.runtime.binding import DeviceBinding
 from airflow_fate.runtime.errors import StageError
 from airflow_fate.runtime.protocol import ModelSource
@@ -162,9 +162,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _devices(args: argparse.Namespace, cluster: Cluster) -> list[Device]:
     """The devices to measure on: ``--device`` ids, else the first of each GPU type."""
     if args.inventory is not None:
-        inventory = load_inventory(args.inventory)
+        inventory = load_devices(args.inventory)
     else:
-        inventory = discover(len(cluster.gpus))
+        inventory = discover_devices(len(cluster.gpus))
     bindings = bind(cluster, inventory, str(args.inventory or "discovered devices"))
     every = [
         Device(b, cluster.nodes[ref.node].gpu_type)

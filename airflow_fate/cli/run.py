@@ -25,7 +25,7 @@ from airflow_fate.domain.loaders import Inputs, load_inputs
 from airflow_fate.engine.calibration import estimate_error
 from airflow_fate.engine.live import LiveEngine, LiveOutcome, StageNote
 from airflow_fate.errors import InputError
-from airflow_fate.launch.inventory import bind, discover, load_inventory
+from airflow_fate.launch.devices import bind, discover_devices, load_devices
 from airflow_fate.launch.local import LocalLauncher
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.runtime.errors import StageError
@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.cluster, args.models, args.workload)
     resolve = model_resolver(inputs, args.models)
     if args.inventory is not None:
-        inventory = load_inventory(args.inventory)
+        inventory = load_devices(args.inventory)
     else:
-        inventory = discover(len(inputs.cluster.gpus))
+        inventory = discover_devices(len(inputs.cluster.gpus))
     bindings = bind(inputs.cluster, inventory, str(args.inventory or "discovered devices"))
     path = args.correction or default_correction_path()
     store = CorrectionStore() if args.no_correction else CorrectionStore.load(path)

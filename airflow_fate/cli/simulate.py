@@ -20,8 +20,8 @@ from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
 from airflow_fate.errors import InputError
 from airflow_fate.planner.registry import make_policy
-from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
+from airflow_fate.spine.metrics import RunResult
 from airflow_fate.state.hosting import Hosting
 
 

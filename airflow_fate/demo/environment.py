@@ -27,8 +27,8 @@ from sqlalchemy import Engine, create_engine, text
 
 import airflow_fate.dags
 from airflow_fate.demo.inputs import InputFiles, write_inputs
-from airflow_fate.executor.processes import pid_alive, stop_group
 from airflow_fate.executor.store import FateStore, PlacementRow
+from airflow_fate.launch.processes import pid_alive, stop_group
 
 DAGS_FOLDER = Path(airflow_fate.dags.__file__).resolve().parent
 TERMINAL_RUN_STATES = {"success", "failed"}

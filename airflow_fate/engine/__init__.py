@@ -1,1 +1,1 @@
-"""The decision loop shared by the simulator, the live engine and the Airflow executor."""
+"""The live engine: the shared decision loop (`airflow_fate.spine`) on a wall clock."""

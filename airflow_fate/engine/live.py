@@ -8,8 +8,8 @@ times instead of modelled ones. The loop:
 2. `Dispatcher.decide` plans the ready frontier and reserves the plan.
 3. Every reserved stage heading idle GPUs starts: the cost model's estimates are recorded,
    its request (`runtime.synthetic`, with its parents' real outputs) goes to the
-   `Launcher`.
-4. `Launcher.poll` waits (bounded by the next arrival or wake-up) for outcomes; a finish
+   `StageLauncher`.
+4. `StageLauncher.poll` waits (bounded by the next arrival or wake-up) for outcomes; a finish
    updates the state, the placements and, when learning, the online correction, which
    the next decision uses.
 
@@ -33,14 +33,12 @@ from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
 from airflow_fate.engine.calibration import CostSample
-from airflow_fate.engine.dispatch import Dispatcher
-from airflow_fate.engine.unrun import unrun_message
 from airflow_fate.errors import UnrunStagesError
 from airflow_fate.launch.types import (
-    Launcher,
-    LaunchEvent,
+    StageEvent,
     StageFailed,
     StageLaunch,
+    StageLauncher,
     StageSucceeded,
     WorkerRestarted,
 )
@@ -48,8 +46,10 @@ from airflow_fate.planner.policy import Policy
 from airflow_fate.runtime.errors import StageError
 from airflow_fate.runtime.protocol import FailureReason, ModelSource, StageRequest
 from airflow_fate.runtime.synthetic import output_text, stage_request
-from airflow_fate.sim.lower_bound import lower_bound
-from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.spine.dispatch import Dispatcher
+from airflow_fate.spine.lower_bound import lower_bound
+from airflow_fate.spine.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.spine.unrun import unrun_message
 from airflow_fate.state.cluster_state import ClusterState, stage_label
 
 _MAX_IDLE_WAIT_S = 1.0
@@ -136,7 +136,7 @@ class LiveEngine:
     catalog: ModelCatalog
     workload: Workload
     policy: Policy
-    launcher: Launcher
+    launcher: StageLauncher
     resolve: ModelResolver
     corrections: CorrectionStore = field(default_factory=CorrectionStore)
     learn: bool = True
@@ -243,7 +243,7 @@ class LiveEngine:
 
     # -- outcomes --------------------------------------------------------------------
 
-    def _on_event(self, event: LaunchEvent) -> None:
+    def _on_event(self, event: StageEvent) -> None:
         if isinstance(event, StageSucceeded):
             self._succeed(event)
         elif isinstance(event, StageFailed):

@@ -2,7 +2,7 @@
 
 The only package that imports Airflow's scheduler side. `FateExecutor` is loaded lazily,
 so importing this package (or its Airflow-free modules: `frontier`, `layout`, `store`,
-`settings`, `processes`, `local_launcher`) does not import Airflow.
+`settings`) does not import Airflow. Launchers live in `airflow_fate.launch`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from airflow_fate.executor.layout import TaskNode
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 from airflow_fate.operators.stage import MEASURED_XCOM_KEY
 
 

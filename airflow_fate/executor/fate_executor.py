@@ -33,11 +33,10 @@ from airflow_fate.domain.plan import DecisionRecord
 from airflow_fate.executor import airflow_db
 from airflow_fate.executor.frontier import Placement
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
-from airflow_fate.executor.local_launcher import LocalTaskLauncher
 from airflow_fate.executor.restore import Restorer, prefix_rows, residency_rows
 from airflow_fate.executor.settings import load_settings
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, utcnow
-from airflow_fate.launch.kubernetes.types import (
+from airflow_fate.launch.types import (
     EventKind,
     LaunchEvent,
     LaunchRequest,
@@ -122,7 +121,7 @@ class FateExecutor(BaseExecutor):
         self._rt = rt
         self._t0 = time.monotonic()
         self._restorer = Restorer(rt, self._layout)
-        live = rt.launcher.live_devices() if isinstance(rt.launcher, LocalTaskLauncher) else set()
+        live = rt.launcher.live_devices()
         restored = self._restorer.residency(live)
         closed = self._restorer.close_finished_rows()
         self.log.info(
@@ -151,10 +150,7 @@ class FateExecutor(BaseExecutor):
         self.sync()
         if rt.settings.detach_on_end:
             self.log.info("FATE executor: leaving %d running tasks for adoption", len(self._launch))
-            if isinstance(rt.launcher, LocalTaskLauncher):
-                rt.launcher.close(detach=True)
-            else:  # pods keep running; the next scheduler adopts them
-                rt.launcher.close()
+            rt.launcher.close(detach=True)
             rt.cpu.detach_all()
         else:
             deadline = time.monotonic() + rt.settings.end_wait_s
@@ -170,7 +166,7 @@ class FateExecutor(BaseExecutor):
         rt = self._rt
         if rt is None:
             return
-        if not isinstance(rt.launcher, LocalTaskLauncher):
+        if rt.launcher.keeps_tasks_on_close:  # pods outlive close: stop them one by one
             for key in list(self._launch):
                 rt.launcher.cancel(key)
         rt.launcher.close()

@@ -28,11 +28,11 @@ from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import WorkflowSpec
-from airflow_fate.engine.dispatch import Dispatcher
 from airflow_fate.executor.layout import RunLayout
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 from airflow_fate.operators.metadata import StageMetadata
 from airflow_fate.planner.policy import Policy
+from airflow_fate.spine.dispatch import Dispatcher
 from airflow_fate.state.cluster_state import (
     ClusterState,
     StageAssigned,

@@ -19,9 +19,9 @@ from airflow.models.dagbag import DBDagBag
 
 from airflow_fate.executor import airflow_db
 from airflow_fate.executor.layout import RunLayout
-from airflow_fate.executor.processes import TaskProcesses
 from airflow_fate.executor.store import PlacementRow, PrefixRow, ResidencyRow, utcnow
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.processes import TaskProcesses
+from airflow_fate.launch.types import TaskKey
 from airflow_fate.operators.metadata import StageMetadata
 
 if TYPE_CHECKING:

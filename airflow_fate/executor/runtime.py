@@ -17,10 +17,11 @@ from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_models
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.executor.frontier import FrontierPlanner
-from airflow_fate.executor.launchers import PlacementMapper, StageLauncher, build_launcher
-from airflow_fate.executor.processes import TaskProcesses
 from airflow_fate.executor.settings import FateSettings
 from airflow_fate.executor.store import FateStore
+from airflow_fate.launch.backends import PlacementMapper, build_backend
+from airflow_fate.launch.processes import TaskProcesses
+from airflow_fate.launch.types import TaskLauncher
 from airflow_fate.planner.policy import Policy
 from airflow_fate.planner.registry import make_policy
 
@@ -34,7 +35,7 @@ class FateRuntime:
     catalog: ModelCatalog
     planner: FrontierPlanner
     store: FateStore
-    launcher: StageLauncher
+    launcher: TaskLauncher
     placement: PlacementMapper
     cpu: TaskProcesses
     run_dir: Path
@@ -72,7 +73,7 @@ def build_runtime(settings: FateSettings, metadata_db_url: str, airflow_home: Pa
         KeyError: an unknown policy name.
     """
     run_dir = settings.run_dir or airflow_home / "fate"
-    setup = build_launcher(settings, run_dir)
+    setup = build_backend(settings, run_dir)
     cluster = setup.cluster
     catalog = load_models(settings.models, cluster)
     planner = FrontierPlanner(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_fate.domain.loaders import format_loc
 from airflow_fate.errors import InputError
+from airflow_fate.launch.backends import cluster_file
 from airflow_fate.state.hosting import DEFAULT_WORKER_IDLE_S
 
 SECTION = "fate"
@@ -133,16 +134,3 @@ def _check_cluster_source(settings: FateSettings) -> None:
             )
     else:
         cluster_file(settings)
-
-
-def cluster_file(settings: FateSettings) -> Path:
-    """``[fate] cluster``, for every mode that plans on a file.
-
-    Raises:
-        InputError: it is unset.
-    """
-    if settings.cluster is None:
-        raise InputError(
-            "[fate]", "cluster", "required (set [fate] cluster or AIRFLOW__FATE__CLUSTER)"
-        )
-    return settings.cluster

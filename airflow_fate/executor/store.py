@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 
 SCHEMA_VERSION = 1
 

@@ -1,6 +1,6 @@
 """`LocalLauncher`: stages run in device workers on this machine, one per (virtual) GPU.
 
-Each cluster GPU is bound to a device of this machine (`airflow_fate.launch.inventory`)
+Each cluster GPU is bound to a device of this machine (`airflow_fate.launch.devices`)
 and served by a worker process pinned to it, so models and prefix KV stay warm between
 stages placed there. A stage given a shard group of k GPUs runs in a worker bound to all
 k; the single-GPU workers of those devices are retired first (and respawned when needed
@@ -30,9 +30,9 @@ from pathlib import Path
 from queue import Empty, Queue
 from types import TracebackType
 
-from airflow_fate.launch.inventory import merge
+from airflow_fate.launch.devices import merge
 from airflow_fate.launch.types import (
-    LaunchEvent,
+    StageEvent,
     StageFailed,
     StageLaunch,
     StageRunning,
@@ -92,6 +92,9 @@ class LocalLauncher:
         clock: monotonic seconds (injectable for tests).
     """
 
+    keeps_tasks_on_close = False
+    """`close` stops the workers, and the stages with them (unless it detaches)."""
+
     def __init__(
         self,
         bindings: Sequence[DeviceBinding],
@@ -116,7 +119,7 @@ class LocalLauncher:
         self._slots: dict[tuple[int, ...], _Slot] = {}
         self._held: deque[StageLaunch] = deque()
         self._keys: set[str] = set()
-        self._events: list[LaunchEvent] = []
+        self._events: list[StageEvent] = []
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -157,6 +160,15 @@ class LocalLauncher:
     ) -> None:
         self.close()
 
+    def live_devices(self) -> set[int]:
+        """GPUs served by a worker an earlier launcher left (attached by `adopt`)."""
+        return {
+            g
+            for s in self._slots.values()
+            if s.generation == 0 and s.worker is not None and not s.worker.exited()
+            for g in s.devices
+        }
+
     def worker_pid(self, devices: tuple[int, ...]) -> int | None:
         """The pid of the worker serving ``devices`` (for operators and fault tests)."""
         slot = self._slots.get(devices)
@@ -179,7 +191,7 @@ class LocalLauncher:
         self._held.append(launch)
         self._place_held()
 
-    def poll(self, timeout_s: float = 0.0) -> list[LaunchEvent]:
+    def poll(self, timeout_s: float = 0.0) -> list[StageEvent]:
         end = self._clock() + max(timeout_s, 0.0)
         while True:
             self._check_deadlines()

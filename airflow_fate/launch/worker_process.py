@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from queue import Queue
 
 from pydantic import ValidationError
 
-import airflow_fate
-from airflow_fate.runtime.binding import WorkerConfig, worker_env
+from airflow_fate.launch.processes import pid_alive, spawn_worker
+from airflow_fate.runtime.binding import WorkerConfig
 from airflow_fate.runtime.protocol import (
     Hello,
     ProtocolError,
@@ -77,23 +76,7 @@ class WorkerProcess:
 
     def spawn(self, config: WorkerConfig, connect_timeout_s: float) -> None:
         """Start the worker process and the thread that connects to it and reads."""
-        env = worker_env(config.binding, os.environ)
-        root = str(Path(airflow_fate.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        with open(self.log_path, "ab") as log:
-            self._popen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "airflow_fate.runtime.worker",
-                    "--config",
-                    config.model_dump_json(),
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self._popen = spawn_worker(config, os.environ, self.log_path, new_session=False)
         self.pid = self._popen.pid
         self._start_reader(connect_timeout_s)
 
@@ -156,7 +139,7 @@ class WorkerProcess:
     def exited(self) -> bool:
         if self._popen is not None:
             return self._popen.poll() is not None
-        return self.pid is not None and not _pid_alive(self.pid)
+        return self.pid is not None and not pid_alive(self.pid)
 
     def describe_exit(self, wait_s: float = 5.0) -> str:
         """How the process ended (waiting up to ``wait_s`` for it), in words."""
@@ -179,7 +162,7 @@ class WorkerProcess:
                 self._popen.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout=10)
-        elif self.pid is not None and _pid_alive(self.pid):
+        elif self.pid is not None and pid_alive(self.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
@@ -214,13 +197,3 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

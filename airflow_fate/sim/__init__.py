@@ -1,1 +1,1 @@
-"""Discrete-event simulation of policies on workloads, with metrics and a lower bound."""
+"""Discrete-event simulation of policies on workloads (metrics live in `airflow_fate.spine`)."""

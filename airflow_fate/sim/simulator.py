@@ -27,12 +27,12 @@ from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
-from airflow_fate.engine.dispatch import Dispatcher
-from airflow_fate.engine.unrun import unrun_message
 from airflow_fate.errors import UnrunStagesError
 from airflow_fate.planner.policy import Policy
-from airflow_fate.sim.lower_bound import lower_bound
-from airflow_fate.sim.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.spine.dispatch import Dispatcher
+from airflow_fate.spine.lower_bound import lower_bound
+from airflow_fate.spine.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.spine.unrun import unrun_message
 from airflow_fate.state.cluster_state import ClusterState
 from airflow_fate.state.hosting import Hosting
 

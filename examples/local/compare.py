@@ -30,7 +30,7 @@ from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.loaders import load_inputs
 from airflow_fate.engine.calibration import CostSample, estimate_error, with_factors
 from airflow_fate.engine.live import LiveEngine, LiveOutcome
-from airflow_fate.launch.inventory import bind, load_inventory
+from airflow_fate.launch.devices import bind, load_devices
 from airflow_fate.launch.local import LocalLauncher
 from airflow_fate.planner.registry import make_policy
 
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 
 def run_policy(args: argparse.Namespace, policy: str, store: CorrectionStore) -> LiveOutcome:
     inputs = load_inputs(args.cluster, args.models, args.workload)
-    bindings = bind(inputs.cluster, load_inventory(args.inventory), str(args.inventory))
+    bindings = bind(inputs.cluster, load_devices(args.inventory), str(args.inventory))
     with LocalLauncher(bindings) as launcher:
         return LiveEngine(
             cluster=inputs.cluster,

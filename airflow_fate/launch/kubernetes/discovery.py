@@ -14,8 +14,8 @@ from typing import Any
 from kubernetes import client  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from airflow_fate.errors import InputError
+from airflow_fate.launch.inventory import Inventory, inventory_from_nodes
 from airflow_fate.launch.kubernetes.api import ApiCaller, KubernetesApiError
-from airflow_fate.launch.kubernetes.inventory import Inventory, inventory_from_nodes
 
 DEVICES_KEY = "devices.yaml"
 CLUSTER_KEY = "cluster.yaml"

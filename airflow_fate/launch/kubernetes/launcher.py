@@ -42,14 +42,14 @@ from airflow_fate.launch.kubernetes.podspec import (
 from airflow_fate.launch.kubernetes.retry import ErrorClass, backoff_delay
 from airflow_fate.launch.kubernetes.settings import GpuMode, LauncherSettings
 from airflow_fate.launch.kubernetes.states import PodState, read_pod_status
-from airflow_fate.launch.kubernetes.types import (
+from airflow_fate.launch.kubernetes.watcher import Observation, PodSnapshot, PodWatcher
+from airflow_fate.launch.types import (
     EventKind,
     GpuPlacement,
     LaunchEvent,
     LaunchRequest,
     TaskKey,
 )
-from airflow_fate.launch.kubernetes.watcher import Observation, PodSnapshot, PodWatcher
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ class KubernetesLauncher:
     Clients are created in `start`, not here: Airflow builds executors it never starts.
     """
 
+    keeps_tasks_on_close = True
+    """Pods outlive `close` (a restarted scheduler adopts them); stopping them is `cancel`."""
+
     def __init__(
         self,
         settings: LauncherSettings,
@@ -134,8 +137,11 @@ class KubernetesLauncher:
         if self._template is None and self.settings.pod.pod_template_file is not None:
             self._template = load_pod_template(self.settings.pod.pod_template_file)
 
-    def close(self, join_timeout_s: float = 5.0) -> None:
-        """Stop every watch thread. Pods keep running; a later `adopt` takes them over."""
+    def close(self, *, detach: bool = False, join_timeout_s: float = 5.0) -> None:
+        """Stop every watch thread. Pods keep running; a later `adopt` takes them over.
+
+        ``detach`` changes nothing here: pods always outlive the launcher.
+        """
         for watcher in self._watchers.values():
             watcher.stop(join_timeout_s)
         self._watchers.clear()
@@ -215,6 +221,10 @@ class KubernetesLauncher:
         if tracked is None:
             return
         self._delete_pod(tracked)
+
+    def live_devices(self) -> set[int]:
+        """None: a pod per stage leaves nothing resident on its GPUs."""
+        return set()
 
     def adopt(self, keys: Iterable[TaskKey], namespace: str | None = None) -> list[TaskKey]:
         """Take over the pods of ``keys`` launched by an earlier executor.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 
 PREFIX = "airflow-fate"
 EXECUTOR_LABEL = f"{PREFIX}/executor"

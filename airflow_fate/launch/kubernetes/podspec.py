@@ -32,7 +32,7 @@ from airflow_fate.errors import InputError
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.placement import reporting_command
 from airflow_fate.launch.kubernetes.settings import GpuMode, PodSettings
-from airflow_fate.launch.kubernetes.types import LaunchRequest
+from airflow_fate.launch.types import LaunchRequest
 
 BASE_CONTAINER = "base"
 CLAIM_REQUEST = "gpus"

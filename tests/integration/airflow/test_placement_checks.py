@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from airflow_fate.executor.store import PlacementRow
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 from tests.integration.airflow.conftest import check_children_follow_parents
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)

@@ -17,7 +17,7 @@ from airflow_fate.launch.kubernetes.settings import (
     PodSettings,
     RetrySettings,
 )
-from airflow_fate.launch.kubernetes.types import (
+from airflow_fate.launch.types import (
     EventKind,
     GpuPlacement,
     LaunchEvent,

@@ -180,7 +180,7 @@ def test_fate_options_are_real_and_their_files_are_mounted(
     validates as `FateSettings`, and each file it names is mounted and loads."""
     from airflow_fate.domain.loaders import load_cluster, load_models
     from airflow_fate.executor.settings import FateSettings, load_settings
-    from airflow_fate.launch.kubernetes.inventory import parse_devices
+    from airflow_fate.launch.inventory import parse_devices
     from airflow_fate.launch.kubernetes.podspec import load_pod_template
     from airflow_fate.launch.kubernetes.settings import load_settings as load_launcher
 

@@ -13,8 +13,8 @@ from k8s_testkit import write_kubeconfig
 from kubernetes import client
 
 from airflow_fate.errors import InputError
-from airflow_fate.executor.launchers import build_launcher
 from airflow_fate.executor.settings import load_settings
+from airflow_fate.launch.backends import build_backend
 from airflow_fate.launch.kubernetes.api import ApiCaller, KubernetesApiError
 from airflow_fate.launch.kubernetes.discovery import discover_inventory
 from airflow_fate.launch.kubernetes.settings import RetrySettings
@@ -119,7 +119,7 @@ def test_executor_plans_on_the_discovered_cluster(
         "kubernetes_settings": str(launcher_yaml),
     }
     settings = load_settings(lambda section, key: values.get(key) if section == "fate" else None)
-    setup = build_launcher(settings, tmp_path)
+    setup = build_backend(settings, tmp_path)
     assert [(n.name, n.gpu_count) for n in setup.cluster.nodes] == [("h100-a", 2)]
     where = setup.placement([1])
     assert (where.node, where.gpu_indices, where.gpu_uuids) == ("h100-a", (1,), ("GPU-bbbb",))

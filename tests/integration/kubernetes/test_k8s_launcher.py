@@ -21,7 +21,7 @@ from k8s_testkit import (
 
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.settings import GpuMode
-from airflow_fate.launch.kubernetes.types import EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.launch.types import EventKind, GpuPlacement, LaunchRequest
 
 E = EventKind
 

@@ -25,7 +25,7 @@ from k8s_testkit import (
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.podspec import build_pod
 from airflow_fate.launch.kubernetes.settings import GpuMode, RetrySettings
-from airflow_fate.launch.kubernetes.types import EventKind
+from airflow_fate.launch.types import EventKind
 
 E = EventKind
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_fate.launch.kubernetes.inventory import DiscoveryDefaults, parse_devices
+from airflow_fate.launch.inventory import DiscoveryDefaults, parse_devices
 from airflow_fate.launch.kubernetes.podspec import build_pod, load_pod_template
 from airflow_fate.launch.kubernetes.settings import GpuMode, load_settings
-from airflow_fate.launch.kubernetes.types import GpuPlacement, LaunchRequest, TaskKey
+from airflow_fate.launch.types import GpuPlacement, LaunchRequest, TaskKey
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "validate_k8s.sh"

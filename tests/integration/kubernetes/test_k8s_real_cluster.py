@@ -31,7 +31,7 @@ from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.client import load_api_client
 from airflow_fate.launch.kubernetes.launcher import KubernetesLauncher
 from airflow_fate.launch.kubernetes.settings import GpuMode, LauncherSettings, PodSettings
-from airflow_fate.launch.kubernetes.types import EventKind, GpuPlacement, LaunchRequest, TaskKey
+from airflow_fate.launch.types import EventKind, GpuPlacement, LaunchRequest, TaskKey
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("KUBECONFIG"), reason="real-cluster suite: set KUBECONFIG to run it"

@@ -27,7 +27,7 @@ from process_kubelet import ProcessKubelet
 
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.settings import GpuMode
-from airflow_fate.launch.kubernetes.types import EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.launch.types import EventKind, GpuPlacement, LaunchRequest
 
 NODE = "gpu-node-a"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from airflow_fate.sim.metrics import RunResult
+from airflow_fate.spine.metrics import RunResult
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +110,7 @@ def test_run_writes_the_simulate_json_with_measured_times(
         "--cluster", str(LOCAL / "cluster.yaml"),
         "--models", str(LOCAL / "models.yaml"),
         "--workload", str(one_workflow),
+        "--policy", "greedy-eft",  # the runs' policies record no FATE decision terms
         "--json", str(sim_path),
         timeout=60,
     )  # fmt: skip

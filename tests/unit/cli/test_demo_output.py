@@ -12,7 +12,8 @@ from rich.console import Console
 from airflow_fate.cli import build_parser
 from airflow_fate.cli.demo import _print_placements, result_document
 from airflow_fate.demo.environment import DagRunState
-from airflow_fate.executor.store import PlacementRow, TaskKey
+from airflow_fate.executor.store import PlacementRow
+from airflow_fate.launch.types import TaskKey
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

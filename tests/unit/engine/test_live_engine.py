@@ -20,7 +20,7 @@ from airflow_fate.domain.graph import StageInfo, WorkloadGraph
 from airflow_fate.domain.loaders import Inputs, load_inputs
 from airflow_fate.engine.calibration import estimate_error
 from airflow_fate.engine.live import LiveEngine, LiveOutcome
-from airflow_fate.launch.types import LaunchEvent, StageFailed, StageLaunch, StageSucceeded
+from airflow_fate.launch.types import StageEvent, StageFailed, StageLaunch, StageSucceeded
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.runtime.errors import StageError
 from airflow_fate.runtime.protocol import ModelSource, StageResult, StageTiming, TokenCounts
@@ -56,7 +56,7 @@ class FakeLauncher:
         self.cost = CostModel(self.inputs.cluster, self.inputs.catalog)
         self.resident: dict[int, str] = {}
         self.prefixes: set[tuple[int, str, str | None]] = set()
-        self.heap: list[tuple[float, int, LaunchEvent]] = []
+        self.heap: list[tuple[float, int, StageEvent]] = []
 
     def launch(self, launch: StageLaunch) -> None:
         self.launched.append(launch)
@@ -72,7 +72,7 @@ class FakeLauncher:
         self.prefixes.add(prefix)
         prefill, decode = (self.compute * x for x in self.cost.compute_time(stage, 0, 1, reused))
         end = self.clock.t + load + prefill + decode
-        event: LaunchEvent
+        event: StageEvent
         if launch.key in self.fail:
             event = StageFailed(launch.key, end, "worker-died", "worker was killed")
         else:
@@ -85,7 +85,7 @@ class FakeLauncher:
         gib = self.inputs.catalog.models[stage.model].weights_gib
         return gib * 1024**3 / 1e9 / self.inputs.cluster.interconnect.remote_store_gbps
 
-    def poll(self, timeout_s: float = 0.0) -> list[LaunchEvent]:
+    def poll(self, timeout_s: float = 0.0) -> list[StageEvent]:
         if self.heap and self.heap[0][0] <= self.clock.t + timeout_s:
             self.clock.t = max(self.clock.t, self.heap[0][0])
             out = []

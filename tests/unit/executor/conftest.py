@@ -9,7 +9,7 @@ import pytest
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.executor.frontier import FrontierPlanner
 from airflow_fate.executor.layout import TaskNode
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 from airflow_fate.operators.metadata import StageMetadata
 from airflow_fate.planner.registry import make_policy
 from tests.conftest import make_catalog, make_cluster

@@ -7,8 +7,8 @@ import pytest
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import WorkloadGraph
-from airflow_fate.engine.dispatch import Dispatcher
 from airflow_fate.planner.registry import make_policy
+from airflow_fate.spine.dispatch import Dispatcher
 from airflow_fate.state.cluster_state import ClusterState
 from tests.conftest import chain, diamond, make_catalog, make_cluster, make_workload
 

@@ -75,7 +75,7 @@ def test_fate_policy_gets_horizon_and_time_limit() -> None:
 def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> None:
     pytest.importorskip("kubernetes")
     from airflow_fate.domain.loaders import load_cluster
-    from airflow_fate.executor.launchers import build_launcher
+    from airflow_fate.launch.backends import build_backend
     from airflow_fate.launch.kubernetes.launcher import KubernetesLauncher
 
     config = Path(__file__).resolve().parents[3] / "k8s" / "base" / "config"
@@ -94,7 +94,7 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
             }
         )
     )
-    setup = build_launcher(s, tmp_path)
+    setup = build_backend(s, tmp_path)
     assert isinstance(setup.launcher, KubernetesLauncher)
     assert setup.hosting.mode == "pod-per-stage", "a pod per stage keeps nothing on the GPU"
     assert setup.hosting.pod_start_s == setup.cluster.pod_start_s
@@ -104,8 +104,8 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
 
 
 def test_kubernetes_backend_needs_its_files() -> None:
-    from airflow_fate.executor.launchers import build_launcher
+    from airflow_fate.launch.backends import build_backend
 
     s = load_settings(_getter({"models": "m", "launcher": "kubernetes"}))
     with pytest.raises(InputError, match="kubernetes_settings"):
-        build_launcher(s, Path("."))
+        build_backend(s, Path("."))

@@ -19,7 +19,7 @@ import pytest
 from airflow_fate.domain.loaders import load_models
 from airflow_fate.launch.local import LocalLauncher
 from airflow_fate.launch.types import (
-    LaunchEvent,
+    StageEvent,
     StageFailed,
     StageLaunch,
     StageRunning,
@@ -78,10 +78,10 @@ def closed_cleanly(launcher: LocalLauncher, devices: list[tuple[int, ...]]) -> N
 
 def collect(
     launcher: LocalLauncher, keys: set[str], timeout_s: float = WAIT_S
-) -> tuple[dict[str, StageSucceeded | StageFailed], list[LaunchEvent]]:
+) -> tuple[dict[str, StageSucceeded | StageFailed], list[StageEvent]]:
     """Poll until every key has ended (or fail the test after ``timeout_s``)."""
     ended: dict[str, StageSucceeded | StageFailed] = {}
-    seen: list[LaunchEvent] = []
+    seen: list[StageEvent] = []
     deadline = time.monotonic() + timeout_s
     while not keys <= ended.keys():
         assert time.monotonic() < deadline, f"timed out waiting for {keys - ended.keys()}"
@@ -92,9 +92,9 @@ def collect(
     return ended, seen
 
 
-def wait_running(launcher: LocalLauncher, key: str) -> list[LaunchEvent]:
+def wait_running(launcher: LocalLauncher, key: str) -> list[StageEvent]:
     deadline = time.monotonic() + WAIT_S
-    seen: list[LaunchEvent] = []
+    seen: list[StageEvent] = []
     while time.monotonic() < deadline:
         for event in launcher.poll(1.0):
             seen.append(event)

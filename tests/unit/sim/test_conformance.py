@@ -12,8 +12,8 @@ from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.models import GIB
 from airflow_fate.domain.shards import shard_degrees
 from airflow_fate.planner.registry import make_policy, policy_names
-from airflow_fate.sim.metrics import RunResult
 from airflow_fate.sim.simulator import simulate
+from airflow_fate.spine.metrics import RunResult
 from airflow_fate.state.cluster_state import ClusterState
 from tests.conftest import SHAPES, make_catalog, make_cluster, make_workload
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, PrefixRow, ResidencyRow
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 from airflow_fate.ui.cluster_map import NodeShape, cluster_map, shapes_from_rows
 from airflow_fate.ui.colours import CPU_COLOUR, PALETTE, model_colour
 from airflow_fate.ui.decision import decision

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from airflow_fate.launch.kubernetes import naming
-from airflow_fate.launch.kubernetes.types import TaskKey
+from airflow_fate.launch.types import TaskKey
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -23,7 +23,7 @@ from airflow_fate.launch.kubernetes.podspec import (
     load_pod_template,
 )
 from airflow_fate.launch.kubernetes.settings import GpuMode, PodSettings
-from airflow_fate.launch.kubernetes.types import (
+from airflow_fate.launch.types import (
     GpuPlacement,
     LaunchRequest,
     TaskKey,

@@ -8,7 +8,7 @@ import pytest
 
 from airflow_fate.errors import InputError
 from airflow_fate.launch.kubernetes.settings import GpuMode, load_settings
-from airflow_fate.launch.kubernetes.types import (
+from airflow_fate.launch.types import (
     GpuPlacement,
     LaunchRequest,
     TaskKey,

@@ -1,6 +1,6 @@
 """`LocalTaskLauncher`: Airflow stage tasks as local processes next to device workers.
 
-The executor's local launcher. Each planned stage's Airflow task process
+The executor's local backend (`launch.backends`). Each planned stage's Airflow task process
 (``execute_workload``) starts with the placement in its environment
 (`operators.placement`): node, GPU indices, the device ids and the Unix socket of the
 device worker serving those GPUs, and ``CUDA_VISIBLE_DEVICES``. The operator sends its
@@ -15,27 +15,36 @@ Workers and task processes run in sessions of their own and record pid files in
 ``run_dir``: after a scheduler restart a new launcher reuses live workers and adopts
 live tasks. `close` stops them all, or with ``detach`` leaves them for the next one.
 
-The interface is the Kubernetes launcher's (`LaunchRequest` in, `LaunchEvent` out), so
-the executor can take either.
+It is a `TaskLauncher` (`LaunchRequest` in, `LaunchEvent` out), as the Kubernetes
+backend is, so the executor takes either without knowing which.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_fate.domain.cluster import Cluster
-from airflow_fate.executor.processes import TaskProcesses, pid_alive, pid_cmdline, stop_group
-from airflow_fate.launch.inventory import merge
-from airflow_fate.launch.kubernetes.types import EventKind, LaunchEvent, LaunchRequest, TaskKey
+from airflow_fate.launch.devices import merge
+from airflow_fate.launch.processes import (
+    WORKER_MODULE,
+    TaskProcesses,
+    pid_alive,
+    pid_cmdline,
+    read_pid_file,
+    same_process,
+    spawn_worker,
+    stop_group,
+    write_pid_file,
+)
+from airflow_fate.launch.types import EventKind, LaunchEvent, LaunchRequest, TaskKey
 from airflow_fate.operators.placement import DevicePlacement
-from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig, worker_env
+from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig
 
 NAMESPACE = "local"
 _MAX_SOCKET_PATH = 100
@@ -57,6 +66,9 @@ class _Worker:
 class LocalTaskLauncher:
     """Runs stage tasks on this machine's devices (see the module docstring).
 
+    ``keeps_tasks_on_close`` is False: `close` stops the task processes it tracks
+    (unless it detaches), so a caller need not cancel them one by one.
+
     Args:
         cluster: the planner's cluster (node names, GPU counts).
         bindings: one device binding per cluster GPU, by global index.
@@ -67,6 +79,8 @@ class LocalTaskLauncher:
         worker_idle_s: a worker with no task for this long exits by itself.
         base_env: environment of task processes (the scheduler's, normally).
     """
+
+    keeps_tasks_on_close = False
 
     def __init__(
         self,
@@ -106,8 +120,9 @@ class LocalTaskLauncher:
             devices = _devices_of(pid_file.stem)
             if devices is None or any(d >= len(self.bindings) for d in devices):
                 continue
-            pid = _read_pid(pid_file)
-            if pid is not None and pid_alive(pid) and "runtime.worker" in pid_cmdline(pid):
+            recorded = read_pid_file(pid_file)
+            if recorded is not None and _is_our_worker(*recorded):
+                pid = recorded[0]
                 self._workers[devices] = _Worker(devices, self._binding(devices), pid, None)
             else:
                 pid_file.unlink(missing_ok=True)
@@ -190,7 +205,7 @@ class LocalTaskLauncher:
     def cancel(self, key: TaskKey) -> None:
         self.tasks.stop(key)
 
-    def adopt(self, keys: Iterable[TaskKey], namespace: str | None = None) -> list[TaskKey]:
+    def adopt(self, keys: Sequence[TaskKey]) -> list[TaskKey]:
         """Track task processes an earlier scheduler started for these keys."""
         adopted = self.tasks.adopt(list(keys))
         for key in adopted:
@@ -233,23 +248,8 @@ class LocalTaskLauncher:
             linger_s=self.worker_idle_s,
             accept_timeout_s=self.worker_idle_s,
         )
-        env = worker_env(binding, self.base_env)
-        with open(self.run_dir / f"{name}.log", "ab") as log:
-            popen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "airflow_fate.runtime.worker",
-                    "--config",
-                    config.model_dump_json(),
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        (self.run_dir / f"{name}.pid").write_text(str(popen.pid), "utf-8")
+        popen = spawn_worker(config, self.base_env, self.run_dir / f"{name}.log", new_session=True)
+        write_pid_file(self.run_dir / f"{name}.pid", popen.pid)
         worker = _Worker(devices, binding, popen.pid, popen)
         self._workers[devices] = worker
         return worker
@@ -269,8 +269,9 @@ def _devices_of(name: str) -> tuple[int, ...] | None:
         return None
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
+def _is_our_worker(pid: int, started: int | None) -> bool:
+    """Whether the recorded worker still runs (a pid file without a start time, from an
+    older scheduler, is checked by its command line instead)."""
+    if started is not None:
+        return same_process(pid, started)
+    return pid_alive(pid) and WORKER_MODULE in pid_cmdline(pid)

@@ -6,9 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from airflow_fate.executor.local_launcher import LocalTaskLauncher
-from airflow_fate.executor.processes import pid_alive
-from airflow_fate.launch.kubernetes.types import EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.launch.local_tasks import LocalTaskLauncher
+from airflow_fate.launch.processes import pid_alive, read_pid_file
+from airflow_fate.launch.types import EventKind, GpuPlacement, LaunchRequest
 from airflow_fate.runtime.binding import DeviceBinding
 from tests.conftest import make_cluster
 from tests.unit.executor.conftest import key
@@ -26,6 +26,12 @@ def _launcher(run_dir: Path) -> LocalTaskLauncher:
         for i in range(2)
     ]
     return LocalTaskLauncher(cluster, bindings, run_dir, models_path="/m.yaml", worker_idle_s=30)
+
+
+def _pid(pid_file: Path) -> int:
+    recorded = read_pid_file(pid_file)
+    assert recorded is not None, pid_file
+    return recorded[0]
 
 
 def _until_done(launcher: LocalTaskLauncher, timeout_s: float = 60.0) -> list[EventKind]:
@@ -58,7 +64,7 @@ def test_a_shard_group_gets_its_own_worker(tmp_path: Path) -> None:
     launcher = _launcher(tmp_path)
     try:
         launcher.start()
-        singles = [int((tmp_path / f"w{i}.pid").read_text()) for i in range(2)]
+        singles = [_pid(tmp_path / f"w{i}.pid") for i in range(2)]
         request = LaunchRequest(key("g"), ("python", "-c", "pass"), GpuPlacement("local", (0, 1)))
         launcher.launch(request)
         assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
@@ -82,4 +88,4 @@ def test_a_new_launcher_reuses_live_workers(tmp_path: Path) -> None:
         assert second.live_devices() == {0, 1}
     finally:
         second.close()
-    assert not any(pid_alive(int(p)) for p in pids.values())
+    assert not any(pid_alive(json.loads(p)["pid"]) for p in pids.values())

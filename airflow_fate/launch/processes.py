@@ -1,4 +1,8 @@
-"""Task processes on this machine: spawned in their own session, tracked, adopted, stopped.
+"""Processes on this machine: liveness, stopping, device workers, and task processes.
+
+The one place both local backends (`launch.local` for the live engine, `launch.local_tasks`
+for the executor) start a device worker (`spawn_worker`) and ask whether a pid runs
+(`pid_alive`), so the two agree on what a dead process is.
 
 Each Airflow task runs as ``python -m airflow.sdk.execution_time.execute_workload`` in a
 new session (its own process group), so stopping it stops the task runner it forks, and
@@ -18,19 +22,29 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_fate.launch.kubernetes.types import TaskKey
+import airflow_fate
+from airflow_fate.launch.types import TaskKey
+from airflow_fate.runtime.binding import WorkerConfig, worker_env
 
 STOP_GRACE_S = 10.0
 """How long a process group gets between SIGTERM and SIGKILL."""
 
 
+WORKER_MODULE = "airflow_fate.runtime.worker"
+
+
 def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie counts as dead)."""
+    """Whether ``pid`` runs.
+
+    A zombie counts as dead: a worker or task that exited but was not reaped yet (our
+    own child whose `Popen` was dropped, say) holds no device and serves no socket.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,11 +71,67 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
+def write_pid_file(path: Path, pid: int, **extra: object) -> None:
+    """Record ``pid`` and its start time in ``path`` (JSON), so a later launcher adopts it."""
+    path.write_text(json.dumps({"pid": pid, "started": start_ticks(pid), **extra}), "utf-8")
+
+
+def read_pid_file(path: Path) -> tuple[int, int | None] | None:
+    """``(pid, start ticks)`` from ``path``; None if unreadable.
+
+    A bare number (the older worker pid file) reads as a pid with no start time.
+    """
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        if isinstance(doc, int):
+            return doc, None
+        started = doc.get("started")
+        return int(doc["pid"]), None if started is None else int(started)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def same_process(pid: int, started: int | None) -> bool:
+    """Whether the process recorded as (``pid``, ``started``) still runs.
+
+    The start time tells it from a later process given the same pid; it comes from
+    ``/proc/<pid>/stat``, which is always readable, unlike the argv in ``cmdline`` (a
+    task sets its process title, and reading another process's memory can fail).
+    """
+    return started is not None and pid_alive(pid) and start_ticks(pid) == started
+
+
 def pid_cmdline(pid: int) -> str:
+    """``pid``'s argv joined by spaces (``""`` when it is gone or unreadable)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def spawn_worker(
+    config: WorkerConfig, base_env: Mapping[str, str], log_path: Path, *, new_session: bool
+) -> subprocess.Popen[bytes]:
+    """Start a device worker (``python -m airflow_fate.runtime.worker``) for ``config``.
+
+    Its environment is ``base_env`` pinned to the binding's devices (`worker_env`), with
+    this package's root first on ``PYTHONPATH`` so the worker runs the same code as its
+    launcher even from a checkout. Output is appended to ``log_path``. ``new_session``
+    puts it in a process group of its own, so it outlives a scheduler that detaches.
+    """
+    env = worker_env(config.binding, base_env)
+    root = str(Path(airflow_fate.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", WORKER_MODULE, "--config", config.model_dump_json()]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
 
 
 def stop_group(
@@ -158,8 +228,7 @@ class TaskProcesses:
                 start_new_session=True,
             )
         pid_file = self.directory / f"{name}.pid"
-        doc = {"pid": popen.pid, "started": start_ticks(popen.pid), "key": _key_doc(key)}
-        pid_file.write_text(json.dumps(doc), "utf-8")
+        write_pid_file(pid_file, popen.pid, key=_key_doc(key))
         self._tracked[key] = _Tracked(key, popen.pid, popen, self._now(), pid_file)
         return popen.pid
 
@@ -196,13 +265,11 @@ class TaskProcesses:
             key = wanted.get(pid_file.stem)
             if key is None or key in self._tracked:
                 continue
-            try:
-                doc = json.loads(pid_file.read_text("utf-8"))
-                pid, started = int(doc["pid"]), doc.get("started")
-            except (OSError, ValueError, KeyError, TypeError):
+            recorded = read_pid_file(pid_file)
+            if recorded is None:
                 continue
-            # the task sets its process title, so the start time identifies it, not argv
-            if not pid_alive(pid) or started is None or start_ticks(pid) != started:
+            pid, started = recorded
+            if not same_process(pid, started):
                 pid_file.unlink(missing_ok=True)
                 continue
             self._tracked[key] = _Tracked(key, pid, None, self._now(), pid_file)

@@ -1,4 +1,4 @@
-"""Device inventory: file format, discovery, and binding to the cluster's GPUs."""
+"""This machine's devices: file format, discovery, and binding to the cluster's GPUs."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 
 from airflow_fate.domain.loaders import load_cluster
 from airflow_fate.errors import InputError
-from airflow_fate.launch.inventory import (
+from airflow_fate.launch.devices import (
+    DeviceList,
     DeviceSpec,
-    Inventory,
     bind,
-    discover,
-    load_inventory,
+    discover_devices,
+    load_devices,
     merge,
     parse_nvidia_smi,
 )
@@ -29,7 +29,7 @@ SMI = (
 
 def test_example_inventory_binds_the_example_cluster() -> None:
     cluster = load_cluster(LOCAL / "cluster.yaml")
-    bindings = bind(cluster, load_inventory(LOCAL / "inventory.yaml"))
+    bindings = bind(cluster, load_devices(LOCAL / "inventory.yaml"))
     assert [b.ids for b in bindings] == [["cpu0"], ["cpu1"], ["cpu2"]]
     assert all(b.platform == "cpu" and b.threads == 1 for b in bindings)
     assert bindings[0].memory_bytes == int(0.75 * 0.75 * GIB)  # usable_fraction of memory
@@ -47,15 +47,15 @@ def test_discover_prefers_gpus_and_falls_back_to_cpu_slices() -> None:
         assert cmd[0] == "nvidia-smi"
         return SMI
 
-    assert [d.platform for d in discover(3, run=smi).devices] == ["cuda", "cuda"]
-    cpu = discover(3, run=lambda cmd: None, cpu_count=8)
+    assert [d.platform for d in discover_devices(3, run=smi).devices] == ["cuda", "cuda"]
+    cpu = discover_devices(3, run=lambda cmd: None, cpu_count=8)
     assert [(d.id, d.threads) for d in cpu.devices] == [("cpu0", 2), ("cpu1", 2), ("cpu2", 2)]
-    assert discover(4, run=lambda cmd: "", cpu_count=2).devices[0].threads == 1
+    assert discover_devices(4, run=lambda cmd: "", cpu_count=2).devices[0].threads == 1
 
 
 def test_gpu_binding_pins_cuda_indices_and_uses_uuids() -> None:
     cluster = load_cluster(LOCAL / "cluster.yaml")
-    inventory = Inventory(
+    inventory = DeviceList(
         devices=[*parse_nvidia_smi(SMI), DeviceSpec(platform="cuda", cuda_index=7)]
     )
     bindings = bind(cluster, inventory)
@@ -69,10 +69,10 @@ def test_gpu_binding_pins_cuda_indices_and_uses_uuids() -> None:
 def test_too_few_devices_or_too_little_memory_is_an_input_error() -> None:
     cluster = load_cluster(LOCAL / "cluster.yaml")
     with pytest.raises(InputError, match="3 GPUs but the inventory has 1"):
-        bind(cluster, Inventory(devices=[DeviceSpec(platform="cpu")]))
+        bind(cluster, DeviceList(devices=[DeviceSpec(platform="cpu")]))
     small = [DeviceSpec(platform="cuda", cuda_index=i, memory_gib=0.5) for i in range(3)]
     with pytest.raises(InputError, match=r"claims 0\.75 GiB but the device has 0\.5"):
-        bind(cluster, Inventory(devices=small))
+        bind(cluster, DeviceList(devices=small))
 
 
 @pytest.mark.parametrize(
@@ -92,6 +92,6 @@ def test_bad_inventory_files_name_the_field(tmp_path: Path, text: str, where: st
     path = tmp_path / "inventory.yaml"
     path.write_text(text)
     with pytest.raises(InputError) as err:
-        load_inventory(path)
+        load_devices(path)
     assert err.value.source == str(path)
     assert err.value.path == where

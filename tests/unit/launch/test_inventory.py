@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from airflow_fate.errors import InputError
-from airflow_fate.launch.kubernetes.inventory import (
+from airflow_fate.launch.inventory import (
     GpuDevice,
     GpuDirectory,
     inventory_from_nodes,

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from airflow_fate.executor.processes import TaskProcesses, pid_alive
+from airflow_fate.launch.processes import (
+    TaskProcesses,
+    pid_alive,
+    read_pid_file,
+    same_process,
+    start_ticks,
+    write_pid_file,
+)
 from tests.unit.executor.conftest import key
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)  # execute_workload"]
@@ -70,3 +78,27 @@ def test_a_new_tracker_adopts_live_processes(tmp_path: Path) -> None:
     [ended] = _wait_exits(second)
     assert ended.code is None  # not our child: the outcome comes from the database
     assert not pid_alive(pid)
+
+
+def test_a_zombie_is_dead() -> None:
+    """One `pid_alive` for every launcher: an exited child not yet reaped holds nothing."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 20
+    while pid_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child.pid)
+    assert child.wait(timeout=5) == 0
+
+
+def test_a_pid_file_identifies_its_process_by_start_time(tmp_path: Path) -> None:
+    path = tmp_path / "w0.pid"
+    write_pid_file(path, os.getpid(), key="k")
+    pid, started = read_pid_file(path) or (0, None)
+    assert (pid, started) == (os.getpid(), start_ticks(os.getpid()))
+    assert same_process(pid, started)
+    assert not same_process(pid, (started or 0) + 1), "a reused pid is another process"
+    assert not same_process(pid, None)
+    path.write_text("1234", "utf-8")  # a bare pid, as older worker pid files hold
+    assert read_pid_file(path) == (1234, None)
+    path.write_text("{", "utf-8")
+    assert read_pid_file(path) is None
