@@ -47,12 +47,13 @@ from airflow_fate.calibration.measure import (
 )
 from airflow_fate.calibration.page_cache import can_drop
 from airflow_fate.calibration.session import MeasurementError, WorkerSession
+from airflow_fate.cli.common import add_inventory_arg
 from airflow_fate.cost.correction import CorrectionStore
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.domain.models import GIB, ModelCatalog
 from airflow_fate.errors import InputError
-from airflow_fate.launch.devices import bind, discover_devices, load_devices
+from airflow_fate.launch.devices import bind_devices
 from airflow_fate.runtime.binding import DeviceBinding
 from airflow_fate.runtime.errors import StageError
 from airflow_fate.runtime.protocol import ModelSource
@@ -80,16 +81,10 @@ def register(sub: Any) -> None:
         "calibrate",
         help="measure model load times and token rates here, update models.yaml",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--cluster", required=True, type=Path, help="cluster.yaml")
     p.add_argument("--models", required=True, type=Path, help="models.yaml to calibrate")
-    p.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        help="inventory.yaml mapping cluster GPUs to devices (default: nvidia-smi, else CPU)",
-    )
+    add_inventory_arg(p)
     p.add_argument(
         "--model",
         action="append",
@@ -161,11 +156,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _devices(args: argparse.Namespace, cluster: Cluster) -> list[Device]:
     """The devices to measure on: ``--device`` ids, else the first of each GPU type."""
-    if args.inventory is not None:
-        inventory = load_devices(args.inventory)
-    else:
-        inventory = discover_devices(len(cluster.gpus))
-    bindings = bind(cluster, inventory, str(args.inventory or "discovered devices"))
+    bindings = bind_devices(cluster, args.inventory)
     every = [
         Device(b, cluster.nodes[ref.node].gpu_type)
         for b, ref in zip(bindings, cluster.gpus, strict=True)

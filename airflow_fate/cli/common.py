@@ -128,6 +128,16 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_inventory_arg(p: argparse.ArgumentParser) -> None:
+    """``--inventory``: which device of this machine backs each cluster GPU."""
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        help="inventory.yaml mapping cluster GPUs to devices (default: nvidia-smi, else CPU)",
+    )
+
+
 def check_pod_start(value: float | None) -> None:
     """Raise an `InputError` naming ``--pod-start-s`` unless it is unset or >= 0."""
     if value is not None and not value >= 0:

@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from airflow_fate.cli.common import add_input_args, check_policy
+from airflow_fate.cli.common import add_input_args, add_inventory_arg, check_policy
 from airflow_fate.cli.progress import progress_bar
 from airflow_fate.cli.simulate import print_summary, write_json
 from airflow_fate.cost.correction import CorrectionStore
@@ -25,7 +25,7 @@ from airflow_fate.domain.loaders import Inputs, load_inputs
 from airflow_fate.engine.calibration import estimate_error
 from airflow_fate.engine.live import LiveEngine, LiveOutcome, StageNote
 from airflow_fate.errors import InputError
-from airflow_fate.launch.devices import bind, discover_devices, load_devices
+from airflow_fate.launch.devices import bind_devices
 from airflow_fate.launch.local import LocalLauncher
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.runtime.errors import StageError
@@ -48,12 +48,7 @@ def register(sub: Any) -> None:
         "run", help="run a workload for real on local devices", description=__doc__
     )
     add_input_args(p)
-    p.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        help="inventory.yaml mapping cluster GPUs to devices (default: nvidia-smi, else CPU)",
-    )
+    add_inventory_arg(p)
     p.add_argument(
         "--correction",
         type=Path,
@@ -88,11 +83,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(flag, "", f"must be > 0, got {value}")
     inputs = load_inputs(args.cluster, args.models, args.workload)
     resolve = model_resolver(inputs, args.models)
-    if args.inventory is not None:
-        inventory = load_devices(args.inventory)
-    else:
-        inventory = discover_devices(len(inputs.cluster.gpus))
-    bindings = bind(inputs.cluster, inventory, str(args.inventory or "discovered devices"))
+    bindings = bind_devices(inputs.cluster, args.inventory)
     path = args.correction or default_correction_path()
     store = CorrectionStore() if args.no_correction else CorrectionStore.load(path)
     say = functools.partial(print, file=sys.stderr, flush=True)

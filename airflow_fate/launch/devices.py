@@ -160,6 +160,15 @@ def bind(cluster: Cluster, inventory: DeviceList, source: str = "inventory") -> 
     return out
 
 
+def bind_devices(cluster: Cluster, devices_file: Path | None) -> list[DeviceBinding]:
+    """Bind each cluster GPU to a device of this machine: from ``devices_file`` when
+    given, else discovered (nvidia-smi, else CPU devices). What ``run`` and
+    ``calibrate`` both do with their ``--inventory`` option."""
+    if devices_file is not None:
+        return bind(cluster, load_devices(devices_file), str(devices_file))
+    return bind(cluster, discover_devices(len(cluster.gpus)), "discovered devices")
+
+
 def merge(bindings: Sequence[DeviceBinding]) -> DeviceBinding:
     """One binding for a shard group: the devices together, their budgets summed."""
     if len(bindings) == 1:

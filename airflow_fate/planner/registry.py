@@ -74,7 +74,7 @@ class PolicyInfo:
 def describe(name: str) -> PolicyInfo:
     """The `PolicyInfo` of a registered policy (KeyError naming the known ones if not)."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})")
+        raise _unknown(name)
     if name in FATE_POLICIES:
         kind = "fate" if name == "fate" else "ablation"
         return PolicyInfo(name, kind, ABLATION_NOTES[name])
@@ -87,5 +87,9 @@ def make_policy(name: str, seed: int = 0) -> Policy:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})") from None
+        raise _unknown(name) from None
     return factory(seed)
+
+
+def _unknown(name: str) -> KeyError:
+    return KeyError(f"unknown policy {name!r} (known: {', '.join(_REGISTRY)})")
