@@ -35,6 +35,7 @@ from airflow_fate.executor.frontier import Placement
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
 from airflow_fate.executor.restore import Restorer, prefix_rows, residency_rows
 from airflow_fate.executor.settings import load_settings
+from airflow_fate.executor.stats import AirflowMetrics, ExecutorStats
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, utcnow
 from airflow_fate.launch.types import (
     EventKind,
@@ -100,6 +101,7 @@ class FateExecutor(BaseExecutor):
         self._ti_keys: dict[TaskKey, TaskInstanceKey] = {}
         self._launch: dict[TaskKey, _Launched] = {}
         self._restorer: Restorer | None = None
+        self._stats: ExecutorStats | None = None
         self._t0 = time.monotonic()
         self._next_reconcile = 0.0
         self._warned_token = False
@@ -119,6 +121,7 @@ class FateExecutor(BaseExecutor):
         rt.store.ensure_schema()
         rt.launcher.start()
         self._rt = rt
+        self._stats = ExecutorStats(AirflowMetrics(), rt.planner.policy_name)
         self._t0 = time.monotonic()
         self._restorer = Restorer(rt, self._layout)
         live = rt.launcher.live_devices()
@@ -201,6 +204,9 @@ class FateExecutor(BaseExecutor):
         for p in placements:
             self._launch_stage(p)
         self._launch_cpu()
+        if self._stats is not None:
+            self._stats.decided(rt.planner.dispatch.log)
+            self._stats.occupancy(rt.planner.pending(), rt.planner.busy_gpus())
         self.overhead_s += time.perf_counter() - t0
 
     def _collect(self) -> None:
@@ -371,6 +377,8 @@ class FateExecutor(BaseExecutor):
             self._restorer.touch(p.node, p.local_gpus, stage.model)
         self._save_residency(p.node_index)
         self.launched += 1
+        if self._stats is not None:
+            self._stats.placed(p)
         self.log.info(
             "FATE placed %s on %s GPUs %s (predicted %.2f s) in %.1f ms",
             p.key,
@@ -450,6 +458,8 @@ class FateExecutor(BaseExecutor):
         freed = rt.planner.finish(key, self._now(), run_s)
         end = outcome.end or utcnow()
         self._write(rt.store.record_end, key, state, end, run_s, outcome.measured)
+        if self._stats is not None:
+            self._stats.ended(outcome.measured)
         if freed:
             self._save_residency(rt.cluster.gpus[freed[0]].node)
         self._write_metrics()
@@ -482,21 +492,14 @@ class FateExecutor(BaseExecutor):
             self.log.error("FATE store write %s failed: %s", write.__name__, exc)
 
     def _write_metrics(self) -> None:
-        rt = self._rt
-        if rt is None:
+        """``metrics.json``: the counters that also go to Airflow's metrics (`ExecutorStats`)."""
+        rt, stats = self._rt, self._stats
+        if rt is None or stats is None:
             return
         import json
 
-        plan_ms = rt.planner.dispatch.log.plan_ms
-        doc = {
-            "tasks_launched": self.launched,
-            "overhead_ms_total": round(self.overhead_s * 1000, 3),
-            "overhead_ms_per_task": round(self.overhead_s * 1000 / max(self.launched, 1), 3),
-            "plan_calls": len(plan_ms),
-            "plan_ms_total": round(sum(plan_ms), 3),
-            "plan_ms_max": round(max(plan_ms, default=0.0), 3),
-            "fallbacks": rt.planner.dispatch.log.fallbacks,
-        }
+        stats.decided(rt.planner.dispatch.log)
+        doc = stats.summary(tasks_launched=self.launched, overhead_s=self.overhead_s)
         rt.run_dir.mkdir(parents=True, exist_ok=True)
         (rt.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
 

@@ -59,6 +59,8 @@ class Placement:
         gpus: global GPU indices; ``local_gpus`` the same GPUs' indices on the node.
         predicted: the cost model's breakdown at start (wait 0).
         record: the policy's "why here" (score, future terms, runner-up), if it gave one.
+        reused_prefix_tokens: prompt tokens whose prefix KV the cost model expects the
+            GPUs to hold at start (0: the system prompt is prefilled from scratch).
     """
 
     key: TaskKey
@@ -69,6 +71,7 @@ class Placement:
     local_gpus: tuple[int, ...]
     predicted: StageCost
     record: DecisionRecord | None
+    reused_prefix_tokens: int = 0
 
 
 class FrontierPlanner:
@@ -130,6 +133,11 @@ class FrontierPlanner:
     def pending(self) -> int:
         """Offered or reserved tasks not launched yet."""
         return len(self._offered) + len(self._reserved)
+
+    def busy_gpus(self) -> int:
+        """GPUs running a stage now (reserved GPUs waiting for their stage are not busy)."""
+        gpus = range(len(self.cluster.gpus))
+        return sum(1 for g in gpus if self.state.gpu(g).running is not None)
 
     # -- runs ------------------------------------------------------------------------
 
@@ -255,11 +263,13 @@ class FrontierPlanner:
         stage = self.state.graph.stages[uid]
         gpus = self.state.placement_of(uid)
         assert gpus is not None
-        predicted = self.dispatch.cost.run_cost(stage, gpus, self.state.snapshot())
+        snap = self.state.snapshot()
+        predicted = self.dispatch.cost.run_cost(stage, gpus, snap)
+        reused = self.dispatch.cost.reused_tokens(stage, gpus, snap)
         record = self.dispatch.records.pop(uid, None)
         self.dispatch.started(uid, now)
         self._running[key] = uid
-        return self._placement(key, uid, gpus, predicted, record)
+        return self._placement(key, uid, gpus, predicted, record, reused)
 
     def _placement(
         self,
@@ -268,6 +278,7 @@ class FrontierPlanner:
         gpus: tuple[int, ...],
         predicted: StageCost,
         record: DecisionRecord | None,
+        reused_prefix_tokens: int = 0,
     ) -> Placement:
         refs = [self.cluster.gpus[g] for g in gpus]
         node = refs[0].node
@@ -280,6 +291,7 @@ class FrontierPlanner:
             local_gpus=tuple(r.local for r in refs),
             predicted=predicted,
             record=record,
+            reused_prefix_tokens=reused_prefix_tokens,
         )
 
     def finish(self, key: TaskKey, now: float, run_s: float) -> tuple[int, ...] | None:
