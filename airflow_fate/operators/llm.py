@@ -18,9 +18,10 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from pydantic import ValidationError
 
 from airflow_fate.domain.workload import PrefixSpec
-from airflow_fate.operators.metadata import FATE_KEY, StageMetadata
+from airflow_fate.operators.metadata import FATE_KEY, StageMetadata, first_error
 from airflow_fate.operators.stage import (
     MEASURED_XCOM_KEY,
     RETRYABLE,
@@ -52,15 +53,19 @@ class _FateStageOperator(BaseOperator):
         max_shards: int | None = None,
         **kwargs: Any,
     ) -> None:
-        metadata = StageMetadata(
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            output_mb=output_mb if output_mb is not None else _default_output_mb(output_tokens),
-            prefix=prefix,
-            min_shards=min_shards,
-            max_shards=max_shards,
-        )
+        try:
+            metadata = StageMetadata(
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                output_mb=output_mb if output_mb is not None else _default_output_mb(output_tokens),
+                prefix=prefix,
+                min_shards=min_shards,
+                max_shards=max_shards,
+            )
+        except ValidationError as exc:
+            loc, msg = first_error(exc)
+            raise ValueError(f"{loc}: {msg}" if loc else msg) from None
         config = dict(kwargs.pop("executor_config", None) or {})
         config[FATE_KEY] = metadata.as_executor_config()[FATE_KEY]
         super().__init__(executor_config=config, **kwargs)
@@ -103,7 +108,74 @@ class _FateStageOperator(BaseOperator):
         return result
 
 
-class LLMStageOperator(_FateStageOperator):
+class LLMStageBase(_FateStageOperator):
+    """A generation stage described by the parse-time size of each prompt.
+
+    What `LLMStageOperator` (templated prompts) and ``@task.fate_llm`` (prompts returned
+    by a function) share, so both give the planner the same metadata for the same
+    arguments and run a batch the same way. Not for DAG authors: use either of those.
+
+    Args:
+        prompt_tokens: tokens known at parse time in each prompt of the batch (0 for a
+            prompt only known at run time); ``context_tokens`` is added to each.
+        Other arguments: as `LLMStageOperator`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        prompt_tokens: Sequence[int],
+        system_prompt: str | None = None,
+        system_prefix_id: str | None = None,
+        max_new_tokens: int = 32,
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        min_shards: int | None = None,
+        max_shards: int | None = None,
+        temperature: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        if system_prefix_id is not None and not system_prompt:
+            raise ValueError("system_prefix_id= needs system_prompt=")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens= must be >= 1, got {max_new_tokens}")
+        system_tokens = estimate_tokens(system_prompt) if system_prompt else 0
+        estimate = sum(system_tokens + tokens + context_tokens for tokens in prompt_tokens)
+        prefix = (
+            PrefixSpec(id=system_prefix_id, tokens=system_tokens)
+            if system_prefix_id is not None
+            else None
+        )
+        super().__init__(
+            model=model,
+            input_tokens=input_tokens if input_tokens is not None else estimate,
+            output_tokens=max_new_tokens * len(prompt_tokens),
+            output_mb=output_mb,
+            prefix=prefix,
+            min_shards=min_shards,
+            max_shards=max_shards,
+            **kwargs,
+        )
+        self.system_prompt = system_prompt
+        self.system_prefix_id = system_prefix_id
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+
+    def _generate(self, context: Context, prompts: Sequence[str]) -> list[str]:
+        """Run the batch on the placed devices; one text per prompt."""
+        task = GenerateTask(
+            prompts=[str(p) for p in prompts],
+            system=self.system_prompt,
+            prefix_id=self.system_prefix_id,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+        )
+        return self._run(context, task).texts or []
+
+
+class LLMStageOperator(LLMStageBase):
     """Generate text with a causal LM for one prompt or a batch sharing a system prompt.
 
     Args:
@@ -146,48 +218,70 @@ class LLMStageOperator(_FateStageOperator):
         batch = [prompt] if prompt is not None else list(prompts or [])
         if not batch:
             raise ValueError("prompts= must not be empty")
-        if system_prefix_id is not None and not system_prompt:
-            raise ValueError("system_prefix_id= needs system_prompt=")
-        system_tokens = estimate_tokens(system_prompt) if system_prompt else 0
-        estimate = system_tokens * len(batch) + sum(
-            estimate_tokens(p) + context_tokens for p in batch
-        )
-        prefix = (
-            PrefixSpec(id=system_prefix_id, tokens=system_tokens)
-            if system_prefix_id is not None
-            else None
-        )
         super().__init__(
             model=model,
-            input_tokens=input_tokens if input_tokens is not None else estimate,
-            output_tokens=max_new_tokens * len(batch),
+            prompt_tokens=[estimate_tokens(p) for p in batch],
+            system_prompt=system_prompt,
+            system_prefix_id=system_prefix_id,
+            max_new_tokens=max_new_tokens,
+            input_tokens=input_tokens,
+            context_tokens=context_tokens,
             output_mb=output_mb,
-            prefix=prefix,
             min_shards=min_shards,
             max_shards=max_shards,
+            temperature=temperature,
             **kwargs,
         )
         self.prompt = prompt
         self.prompts = prompts
-        self.system_prompt = system_prompt
-        self.system_prefix_id = system_prefix_id
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
 
     def execute(self, context: Context) -> str | list[str]:
         batch = [self.prompt] if self.prompt is not None else list(self.prompts or [])
-        task = GenerateTask(
-            prompts=[str(p) for p in batch],
-            system=self.system_prompt,
-            prefix_id=self.system_prefix_id,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-        )
-        texts = self._run(context, task).texts or []
+        texts = self._generate(context, batch)
         return texts[0] if self.prompt is not None and texts else texts
 
 
-class EmbeddingOperator(_FateStageOperator):
+class EmbeddingStageBase(_FateStageOperator):
+    """An embedding stage described by the parse-time size of each text.
+
+    Shared by `EmbeddingOperator` and ``@task.fate_embed`` (see `LLMStageBase`).
+
+    Args:
+        text_tokens: tokens known at parse time in each text (0 for a text only known at
+            run time); ``context_tokens`` is added to each.
+        Other arguments: as `EmbeddingOperator`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        text_tokens: Sequence[int],
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        decimals: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        estimate = sum(tokens + context_tokens for tokens in text_tokens) or 1
+        super().__init__(
+            model=model,
+            input_tokens=input_tokens if input_tokens is not None else estimate,
+            output_tokens=0,
+            output_mb=output_mb if output_mb is not None else 0.002 * len(text_tokens),
+            **kwargs,
+        )
+        self.decimals = decimals
+
+    def _embed(self, context: Context, texts: list[str]) -> list[list[float]]:
+        """Run the embedding on the placed devices; one rounded vector per text."""
+        if not texts:
+            raise AirflowFailException(f"stage {self.task_id}: no text to embed")
+        vectors = self._run(context, EmbedTask(texts=texts)).embeddings or []
+        return [[round(x, self.decimals) for x in v] for v in vectors]
+
+
+class EmbeddingOperator(EmbeddingStageBase):
     """Embed texts (mean-pooled, L2-normalised); returns one vector per text.
 
     Args:
@@ -211,26 +305,70 @@ class EmbeddingOperator(_FateStageOperator):
         **kwargs: Any,
     ) -> None:
         items = [texts] if isinstance(texts, str) else list(texts)
-        estimate = sum(estimate_tokens(t) + context_tokens for t in items) or 1
+        super().__init__(
+            model=model,
+            text_tokens=[estimate_tokens(t) for t in items],
+            input_tokens=input_tokens,
+            context_tokens=context_tokens,
+            output_mb=output_mb,
+            decimals=decimals,
+            **kwargs,
+        )
+        self.texts = texts
+
+    def execute(self, context: Context) -> list[list[float]]:
+        return self._embed(context, _lines(self.texts))
+
+
+class RerankStageBase(_FateStageOperator):
+    """A rerank stage described by the parse-time size of its query and documents.
+
+    Shared by `RerankOperator` and ``@task.fate_rerank`` (see `LLMStageBase`).
+
+    Args:
+        query_tokens: tokens of the query (an estimate when it is known only at run time).
+        document_tokens: tokens known at parse time in each document (0 for a document
+            only known at run time); ``context_tokens`` is added to each.
+        Other arguments: as `RerankOperator`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        query_tokens: int,
+        document_tokens: Sequence[int],
+        top_k: int = 3,
+        input_tokens: int | None = None,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        output_mb: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k= must be >= 1, got {top_k}")
+        estimate = query_tokens + sum(tokens + context_tokens for tokens in document_tokens)
         super().__init__(
             model=model,
             input_tokens=input_tokens if input_tokens is not None else estimate,
             output_tokens=0,
-            output_mb=output_mb if output_mb is not None else 0.002 * len(items),
+            output_mb=output_mb,
             **kwargs,
         )
-        self.texts = texts
-        self.decimals = decimals
+        self.top_k = top_k
 
-    def execute(self, context: Context) -> list[list[float]]:
-        texts = _lines(self.texts)
-        if not texts:
-            raise AirflowFailException(f"stage {self.task_id}: no text to embed")
-        vectors = self._run(context, EmbedTask(texts=texts)).embeddings or []
-        return [[round(x, self.decimals) for x in v] for v in vectors]
+    def _rerank(self, context: Context, query: str, documents: list[str]) -> list[str]:
+        """Score on the placed devices; the ``top_k`` best documents, best first (their
+        scores go to the ``scores`` XCom)."""
+        if not documents:
+            raise AirflowFailException(f"stage {self.task_id}: no documents to rerank")
+        result = self._run(context, RerankTask(query=query, documents=documents))
+        scores = result.scores or []
+        ranked = sorted(zip(scores, documents, strict=True), key=lambda p: -p[0])
+        context["ti"].xcom_push(key="scores", value=[round(s, 5) for s, _ in ranked])
+        return [doc for _, doc in ranked[: self.top_k]]
 
 
-class RerankOperator(_FateStageOperator):
+class RerankOperator(RerankStageBase):
     """Score documents against a query; returns the ``top_k`` best documents, best first.
 
     Args:
@@ -255,27 +393,21 @@ class RerankOperator(_FateStageOperator):
         **kwargs: Any,
     ) -> None:
         items = [documents] if isinstance(documents, str) else list(documents)
-        estimate = estimate_tokens(query) + sum(estimate_tokens(d) + context_tokens for d in items)
         super().__init__(
             model=model,
-            input_tokens=input_tokens if input_tokens is not None else estimate,
-            output_tokens=0,
+            query_tokens=estimate_tokens(query),
+            document_tokens=[estimate_tokens(d) for d in items],
+            top_k=top_k,
+            input_tokens=input_tokens,
+            context_tokens=context_tokens,
             output_mb=output_mb,
             **kwargs,
         )
         self.query = query
         self.documents = documents
-        self.top_k = top_k
 
     def execute(self, context: Context) -> list[str]:
-        documents = _lines(self.documents)
-        if not documents:
-            raise AirflowFailException(f"stage {self.task_id}: no documents to rerank")
-        result = self._run(context, RerankTask(query=str(self.query), documents=documents))
-        scores = result.scores or []
-        ranked = sorted(zip(scores, documents, strict=True), key=lambda p: -p[0])
-        context["ti"].xcom_push(key="scores", value=[round(s, 5) for s, _ in ranked])
-        return [doc for _, doc in ranked[: self.top_k]]
+        return self._rerank(context, str(self.query), _lines(self.documents))
 
 
 def _lines(value: list[str] | str | Any) -> list[str]:

@@ -101,7 +101,11 @@ def read_metadata(executor_config: Mapping[str, Any] | None) -> StageMetadata | 
     try:
         return StageMetadata.model_validate(dict(raw))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = format_loc(first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")
+        loc, msg = first_error(exc)
         raise MetadataError(f"{where}{'.' + loc if loc else ''}: {msg}") from None
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The field path and reason of a validation error's first error, in words."""
+    first = exc.errors()[0]
+    return format_loc(first["loc"]), first["msg"].removeprefix("Value error, ")
