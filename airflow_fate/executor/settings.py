@@ -69,24 +69,114 @@ class FateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    policy: str = "fate"
-    seed: int = 0
-    cluster: Path | None = None
-    models: Path
-    inventory: Path | None = None
-    launcher: Literal["local", "kubernetes"] = "local"
-    kubernetes_settings: Path | None = None
-    kubernetes_devices: Path | None = None
-    kubernetes_inventory: str = Field(default="airflow-fate-inventory", min_length=1)
-    planner_time_limit_s: float | None = Field(default=None, gt=0)
-    horizon: int | None = Field(default=None, ge=0)
-    run_dir: Path | None = None
-    cpu_slots: int = Field(default=4, ge=1)
-    stage_timeout_s: float = Field(default=600.0, gt=0)
-    worker_idle_s: float = Field(default=DEFAULT_WORKER_IDLE_S, gt=0)
-    detach_on_end: bool = True
-    end_wait_s: float = Field(default=30.0, ge=0)
-    store_conn: str | None = None
+    policy: str = Field(
+        default="fate",
+        description="Planner policy (`airflow-fate policies` lists them).",
+        examples=["heft"],
+    )
+    seed: int = Field(
+        default=0,
+        description="Seed of randomised policies and of CP-SAT.",
+        examples=[7],
+    )
+    cluster: Path | None = Field(
+        default=None,
+        description="`cluster.yaml`, the planner's view of the GPUs. Required, except with "
+        "the Kubernetes launcher and no `kubernetes_devices`: the cluster is then discovered "
+        "from the API (GPU Feature Discovery node labels and the `kubernetes_inventory` "
+        "ConfigMap) and `cluster` must be unset.",
+        examples=["/etc/fate/cluster.yaml"],
+    )
+    models: Path = Field(
+        description="`models.yaml`, the model catalog (rates, sizes, files).",
+        examples=["/etc/fate/models.yaml"],
+    )
+    inventory: Path | None = Field(
+        default=None,
+        description="Local launcher: `inventory.yaml` binding cluster GPUs to this machine's "
+        "devices (unset: `nvidia-smi`, else virtual CPU devices).",
+        examples=["/etc/fate/inventory.yaml"],
+    )
+    launcher: Literal["local", "kubernetes"] = Field(
+        default="local",
+        description="`local` (task processes and device workers on this machine) or "
+        "`kubernetes` (stage pods pinned to the planned node and GPUs).",
+        examples=["kubernetes"],
+    )
+    kubernetes_settings: Path | None = Field(
+        default=None,
+        description="Kubernetes launcher: `launcher.yaml` (namespace, pod template, GPU mode).",
+        examples=["/etc/fate/launcher.yaml"],
+    )
+    kubernetes_devices: Path | None = Field(
+        default=None,
+        description="Kubernetes launcher: `devices.yaml` (GPU UUIDs per node); unset: "
+        "discover the inventory from the cluster.",
+        examples=["/etc/fate/devices.yaml"],
+    )
+    kubernetes_inventory: str = Field(
+        default="airflow-fate-inventory",
+        min_length=1,
+        description="Kubernetes launcher, discovery: the inventory ConfigMap (keys "
+        "`devices.yaml` and `cluster.yaml`) in the stage pods' namespace.",
+        examples=["gpu-inventory"],
+    )
+    planner_time_limit_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="CP-SAT time limit per decision in seconds (FATE policies; unset: the "
+        "policy's own).",
+        examples=[0.5],
+    )
+    horizon: int | None = Field(
+        default=None,
+        ge=0,
+        description="Look-ahead depth in DAG hops (FATE policies; unset: the policy's own).",
+        examples=[2],
+    )
+    run_dir: Path | None = Field(
+        default=None,
+        description="Local launcher: worker sockets, pid files and logs (unset: "
+        "`$AIRFLOW_HOME/fate`).",
+        examples=["/var/lib/airflow/fate"],
+    )
+    cpu_slots: int = Field(
+        default=4,
+        ge=1,
+        description="Tasks without stage metadata that may run at once.",
+        examples=[8],
+    )
+    stage_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a stage may run on its device.",
+        examples=[1800.0],
+    )
+    worker_idle_s: float = Field(
+        default=DEFAULT_WORKER_IDLE_S,
+        gt=0,
+        description="A device worker with no stage for this many seconds exits.",
+        examples=[600.0],
+    )
+    detach_on_end: bool = Field(
+        default=True,
+        description="When the scheduler stops, leave running tasks and device workers for "
+        "the next scheduler to adopt (False: stop them).",
+        examples=[False],
+    )
+    end_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Without `detach_on_end`: seconds running tasks get to finish when the "
+        "scheduler stops, before they are stopped.",
+        examples=[60.0],
+    )
+    store_conn: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the `fate_*` tables (unset: the Airflow metadata database).",
+        examples=["postgresql+psycopg2://airflow@db:5432/fate"],
+        json_schema_extra={"sensitive": True},
+    )
 
 
 Getter = Callable[[str, str], str | None]
