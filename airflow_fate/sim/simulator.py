@@ -11,13 +11,13 @@ The loop (the executor runs the same one on the wall clock):
 Policies plan on estimates; stages run on actuals: the state-conditional cost at the
 moment the stage starts (residency, prefix KV and output locations as they are then),
 times one lognormal factor per stage (``exp(N(0, sigma))``, seeded; sigma 0 = exact).
+A `StageTiming` other than that default (`sim.timing`) can supply actuals and hold ready
+stages back from planning for a while (a replay of an Airflow run does both).
 """
 
 from __future__ import annotations
 
 import heapq
-import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +32,7 @@ from airflow_fate.planner.policy import Policy
 from airflow_fate.spine.dispatch import Dispatcher
 from airflow_fate.spine.lower_bound import lower_bound
 from airflow_fate.spine.metrics import Counters, PlacementRecord, RunResult, summarise
+from airflow_fate.sim.timing import ActualRun, NoisyTiming, StageTiming
 from airflow_fate.spine.unrun import unrun_message
 from airflow_fate.state.cluster_state import ClusterState
 from airflow_fate.state.hosting import Hosting
@@ -62,6 +63,8 @@ class Simulation:
     progress: Callable[[int, int], None] | None = None
     hosting: Hosting = field(default_factory=Hosting)
     """How the launcher hosts stages (local workers, worker pods or a pod per stage)."""
+    timing: StageTiming | None = None
+    """Actual stage times and release delays (default: `NoisyTiming` of ``cost``)."""
     graph: WorkloadGraph = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,7 +73,8 @@ class Simulation:
             self.cost = CostModel(self.cluster, self.catalog)
         self._cost: CostModel = self.cost
         self._state = ClusterState(self.cluster, self.catalog, self.graph, hosting=self.hosting)
-        self._rng = random.Random(self.seed)
+        self._timing: StageTiming = self.timing or NoisyTiming(self._cost, self.noise, self.seed)
+        self._release_at: dict[int, float] = {}
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
         self._runs: dict[int, _Run] = {}
@@ -119,12 +123,32 @@ class Simulation:
 
     def _decide(self, now: float) -> list[int]:
         """Plan the frontier; return the GPUs whose queues grew."""
-        plan = self._dispatch.decide(now)
+        eligible = self._released(now) if self._timing.delays_release else None
+        plan = self._dispatch.decide(now, eligible)
         if plan is None:
             return []
         if plan.wake_at is not None and plan.wake_at > now:
             self._push(plan.wake_at, _WAKE, -1)
         return [g for a in plan.assignments for g in a.gpus]
+
+    def _released(self, now: float) -> list[int] | None:
+        """Ready stages whose release delay has passed (None: every ready stage).
+
+        A stage's delay starts when it is first seen ready, which is the time it became
+        ready: this runs after every batch of events. A wake-up is queued for its end.
+        """
+        held = False
+        for uid in self._state.ready:
+            at = self._release_at.get(uid)
+            if at is None:
+                at = now + self._timing.release_delay(self.graph.stages[uid])
+                self._release_at[uid] = at
+                if at > now:
+                    self._push(at, _WAKE, -1)
+            held = held or at > now
+        if not held:
+            return None
+        return sorted(u for u in self._state.ready if self._release_at[u] <= now)
 
     def _start_ready(self, gpus: list[int] | tuple[int, ...], now: float) -> None:
         for uid in self._dispatch.startable(gpus):
@@ -135,19 +159,12 @@ class Simulation:
         gpus = self._state.placement_of(uid)
         assert gpus is not None
         snap = self._state.snapshot()
-        est = self._cost.run_cost(stage, gpus, snap)
+        run: ActualRun = self._timing.actual(stage, gpus, snap)
+        actual = run.cost
         reused = self._cost.reused_tokens(stage, gpus, snap)
-        factor = math.exp(self._rng.gauss(0.0, self.noise)) if self.noise > 0 else 1.0
-        actual = StageCost(
-            wait=0.0,
-            load=est.load * factor,
-            input=est.input * factor,
-            prefill=est.prefill * factor,
-            decode=est.decode * factor,
-        )
         effects = self._dispatch.started(uid, now)
         c = self._counters
-        if est.load > 0:
+        if actual.load > 0:
             c.model_loads += 1
             c.load_s += actual.load
         c.evictions += effects.evictions
@@ -162,7 +179,7 @@ class Simulation:
         self._runs[uid] = _Run(
             start=now, actual=actual, record=self._dispatch.records.pop(uid, None)
         )
-        self._push(now + actual.run, _FINISH, uid)
+        self._push(now + run.held_s, _FINISH, uid)
 
     def _finish(self, uid: int, now: float) -> None:
         run = self._runs.pop(uid)
@@ -191,11 +208,14 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     cost: CostModel | None = None,
     hosting: Hosting | None = None,
+    timing: StageTiming | None = None,
 ) -> RunResult:
     """Run ``policy`` on ``workload`` and return its metrics and placements.
 
     ``cost`` replaces the profile cost model (e.g. one with learned corrections);
-    ``hosting`` models the launcher (default: local device workers; see `Hosting`).
+    ``hosting`` models the launcher (default: local device workers; see `Hosting`);
+    ``timing`` replaces the noisy actuals (``noise`` is then unused and ``seed`` only
+    labels the result; see `sim.timing`).
     """
     return Simulation(
         cluster,
@@ -207,4 +227,5 @@ def simulate(
         cost=cost,
         progress=progress,
         hosting=hosting or Hosting(),
+        timing=timing,
     ).run()
