@@ -29,10 +29,10 @@ from airflow_fate.domain.plan import DecisionRecord, StageCost
 from airflow_fate.domain.workload import Workload
 from airflow_fate.errors import UnrunStagesError
 from airflow_fate.planner.policy import Policy
+from airflow_fate.sim.timing import ActualRun, NoisyTiming, StageTiming
 from airflow_fate.spine.dispatch import Dispatcher
 from airflow_fate.spine.lower_bound import lower_bound
 from airflow_fate.spine.metrics import Counters, PlacementRecord, RunResult, summarise
-from airflow_fate.sim.timing import ActualRun, NoisyTiming, StageTiming
 from airflow_fate.spine.unrun import unrun_message
 from airflow_fate.state.cluster_state import ClusterState
 from airflow_fate.state.hosting import Hosting
