@@ -202,3 +202,44 @@ def test_the_summary_adds_up_to_what_the_sink_received() -> None:
 def test_every_name_is_under_one_prefix_and_listed() -> None:
     assert all(n.startswith("fate.") for n in st.METRIC_NAMES)
     assert len(set(st.METRIC_NAMES)) == len(st.METRIC_NAMES) == 10
+
+
+def test_airflow_metrics_reach_opentelemetry_with_the_policy_attribute() -> None:
+    """Through Airflow's own stats module to its OpenTelemetry logger (``otel_on``)."""
+    from airflow._shared.observability.metrics.base_stats_logger import NoStatsLogger
+    from airflow._shared.observability.metrics.otel_logger import SafeOtelLogger
+    from airflow.observability import stats as airflow_stats
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    otel = SafeOtelLogger(MeterProvider(metric_readers=[reader]), prefix="airflow")
+    airflow_stats.initialize(factory=lambda: otel, export_legacy_names=False)
+    try:
+        stats = ExecutorStats(st.AirflowMetrics(), "fate")
+        stats.decided(PlannerLog(plan_ms=[12.0], fallbacks=1))
+        stats.ended({"model_warm": False, "load_s": 2.5, "evicted": ["x"]})
+        stats.occupancy(3, 1)
+        data = reader.get_metrics_data()
+    finally:
+        airflow_stats.initialize(factory=NoStatsLogger, export_legacy_names=True)
+    assert data is not None
+    points = {
+        m.name: list(m.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    for name in (
+        st.DECISION_TIME,
+        st.SOLVER_FALLBACKS,
+        st.MODEL_LOADS,
+        st.MODEL_LOAD_TIME,
+        st.EVICTIONS,
+        st.QUEUED_STAGES,
+        st.GPUS_BUSY,
+    ):
+        [point] = points[f"airflow.{name}"]
+        assert dict(point.attributes or {}) == TAGS, name
+    assert points[f"airflow.{st.QUEUED_STAGES}"][0].value == 3
+    assert points[f"airflow.{st.MODEL_LOAD_TIME}"][0].sum == pytest.approx(2500.0)
