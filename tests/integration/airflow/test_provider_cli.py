@@ -112,6 +112,43 @@ def test_fresh_home_config_file_has_the_section(home: dict[str, str]) -> None:
     assert f"\n[{SECTION}]\n" in cfg
 
 
+SETTINGS_PROBE = """
+from airflow.configuration import conf
+from airflow_fate.executor.settings import load_settings
+settings = load_settings(lambda section, key: conf.get(section, key, fallback=None))
+print(settings.model_dump_json())
+"""
+
+
+def test_executor_reads_airflows_defaults_as_its_own(home: dict[str, str]) -> None:
+    """What the executor loads through Airflow's ``conf`` (the file Airflow wrote with the
+    provider's defaults, plus two variables) is `FateSettings` with its defaults; the
+    sensitive ``store_conn`` comes from a ``_CMD`` variable as Airflow's secrets do."""
+    env = {
+        **home,
+        "AIRFLOW__FATE__CLUSTER": "/etc/fate/cluster.yaml",
+        "AIRFLOW__FATE__MODELS": "/etc/fate/models.yaml",
+        "AIRFLOW__FATE__STORE_CONN_CMD": "echo sqlite:////tmp/fate.db",
+    }
+    airflow(home, "config", "get-value", SECTION, "policy")  # the home's airflow.cfg exists
+    done = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = FateSettings.model_validate_json(done.stdout.strip().splitlines()[-1])
+    expected = FateSettings(
+        cluster=Path("/etc/fate/cluster.yaml"),
+        models=Path("/etc/fate/models.yaml"),
+        store_conn="sqlite:////tmp/fate.db",
+    )
+    assert loaded == expected
+
+
 PROBE = """
 import importlib, json
 from airflow.providers_manager import ProvidersManager
