@@ -20,6 +20,7 @@ from airflow_fate.cli import (
     calibrate,
     demo,
     policies,
+    replay,
     run,
     schema,
     simulate,
@@ -28,7 +29,18 @@ from airflow_fate.cli import (
 from airflow_fate.cli.common import HelpFormatter
 from airflow_fate.errors import InputError, UnrunStagesError
 
-COMMANDS = [simulate, policies, schema, workload, run, calibrate, bench, bench_planner, demo]
+COMMANDS = [
+    simulate,
+    policies,
+    schema,
+    workload,
+    run,
+    calibrate,
+    bench,
+    bench_planner,
+    demo,
+    replay,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

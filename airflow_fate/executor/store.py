@@ -250,6 +250,17 @@ class FateStore:
         with self.engine.connect() as conn:
             return [_placement_row(r._mapping) for r in conn.execute(query)]
 
+    def placements_between(self, since: datetime, until: datetime) -> list[PlacementRow]:
+        """Placements launched before ``until`` that had not ended by ``since`` (start order)."""
+        c = fate_placement.c
+        query = (
+            select(fate_placement)
+            .where(c.start < until, (c.end.is_(None)) | (c.end > since))
+            .order_by(c.start, c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_placement_row(r._mapping) for r in conn.execute(query)]
+
     def placements_of_run(self, dag_id: str, run_id: str) -> list[PlacementRow]:
         query = (
             select(fate_placement)
