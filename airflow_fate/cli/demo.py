@@ -44,10 +44,16 @@ if TYPE_CHECKING:
     from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
     from airflow_fate.executor.store import PlacementRow
 
-DEMO_DAGS = ("fate_rag_judge", "fate_map_reduce_summary", "fate_multi_agent_review")
+DEMO_DAGS = (
+    "fate_rag_judge",
+    "fate_map_reduce_summary",
+    "fate_multi_agent_review",
+    "fate_taskflow_summary_judge",
+)
+"""The example DAGs the demo triggers (``dags/`` of the repository checkout); the last
+is written with the TaskFlow decorators (``@task.fate_llm`` and friends)."""
 DEFAULT_JSON = Path("out/demo/demo.json")
 """Under the git-ignored ``out/``, as every other command's default output."""
-"""The example DAGs the demo triggers (shipped in ``airflow_fate/dags``)."""
 
 
 def register(sub: Any) -> None:
@@ -64,6 +70,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--policy", default="fate", help="planner policy (default: fate)")
     p.add_argument("--dags", nargs="+", default=list(DEMO_DAGS), help="DAG ids to trigger")
+    p.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=None,
+        help="DAG files to serve (default: dags/ of the repository checkout)",
+    )
     p.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: temporary)")
     p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME afterwards")
     p.add_argument("--db-url", default=None, help="metadata DB URL (default: SQLite)")
@@ -107,15 +119,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--timeout", "", f"must be > 0, got {args.timeout}")
     if args.port is not None and not 0 < args.port < 65536:
         raise InputError("--port", "", f"must be a TCP port (1-65535), got {args.port}")
-    from airflow_fate.demo.environment import AirflowEnvironment
+    from airflow_fate.demo.environment import DAGS_FOLDER, AirflowEnvironment, check_dags_folder
 
+    dags_folder = check_dags_folder(args.dags_folder or DAGS_FOLDER)
     console = Console()
     t0 = time.monotonic()
     own_home = args.home is None
     home = Path(tempfile.mkdtemp(prefix="fate-demo-")) if own_home else args.home
     previous = signal.signal(signal.SIGTERM, _interrupt)
     port = {} if args.port is None else {"port": args.port}
-    env = AirflowEnvironment(home, db_url=args.db_url, policy=args.policy, **port)
+    env = AirflowEnvironment(
+        home, db_url=args.db_url, dags_folder=dags_folder, policy=args.policy, **port
+    )
     try:
         return _demo(env, args, console, t0)
     except KeyboardInterrupt:

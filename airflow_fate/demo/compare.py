@@ -44,7 +44,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 
-from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
+from airflow_fate.demo.environment import (
+    DAGS_FOLDER,
+    AirflowEnvironment,
+    DagRunState,
+    check_dags_folder,
+)
 from airflow_fate.errors import InputError
 
 DEFAULT_JSON = Path("out/demo/compare.json")
@@ -133,6 +138,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise InputError("--timeout", "", f"must be > 0, got {args.timeout}")
     if args.db_url is not None:
         raise InputError("--db-url", "", "--compare uses a fresh SQLite database per executor")
+    dags_folder = check_dags_folder(args.dags_folder or DAGS_FOLDER)
     entrants = contenders(args.policy)
     from rich.console import Console
 
@@ -151,7 +157,9 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         for c in entrants:
             results.append(
-                run_contender(c, parent / c.slug, args.dags, args.batches, args.timeout, say)
+                run_contender(
+                    c, parent / c.slug, args.dags, args.batches, args.timeout, say, dags_folder
+                )
             )
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: Airflow stopped[/yellow]")
@@ -184,11 +192,13 @@ def run_contender(
     batches: int,
     timeout_s: float,
     say: Say,
+    dags_folder: Path = DAGS_FOLDER,
 ) -> ContenderResult:
     """Start a fresh Airflow with this executor, run the batches, read the results, stop."""
     threads = str(THREADS_PER_STAGE)
     env = AirflowEnvironment(
         home,
+        dags_folder=dags_folder,
         policy=contender.policy or "fate",
         airflow={"AIRFLOW__CORE__EXECUTOR": contender.executor},
         extra_env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},

@@ -25,13 +25,36 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-import airflow_fate.dags
 from airflow_fate.demo.inputs import InputFiles, write_inputs
+from airflow_fate.errors import InputError
 from airflow_fate.executor.store import FateStore, PlacementRow
 from airflow_fate.launch.processes import pid_alive, stop_group
 
-DAGS_FOLDER = Path(airflow_fate.dags.__file__).resolve().parent
+DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+"""The example DAGs: ``dags/`` at the top of the repository checkout, where Airflow
+projects and ``docker-compose.yml`` keep them. They are not part of the installed package,
+so they are found from an editable install (``pip install -e .``, the documented setup)."""
 TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def check_dags_folder(folder: Path) -> Path:
+    """``folder`` resolved, if it is a directory holding DAG files.
+
+    Checked before anything starts, so a demo run from an installed wheel (which has no
+    ``dags/``) stops with what to do instead of an Airflow that finds no DAG to trigger.
+
+    Raises:
+        InputError: naming the folder, the usual cause and the ``--dags-folder`` option.
+    """
+    hint = (
+        "the example DAGs live in dags/ of the repository checkout (install it with "
+        "pip install -e . from the checkout), or pass --dags-folder DIR"
+    )
+    if not folder.is_dir():
+        raise InputError(str(folder), "", f"no such DAGs folder; {hint}")
+    if not any(folder.glob("*.py")):
+        raise InputError(str(folder), "", f"no DAG files (*.py) in this folder; {hint}")
+    return folder.resolve()
 
 
 def free_port() -> int:
@@ -62,7 +85,7 @@ class AirflowEnvironment:
     Args:
         home: the AIRFLOW_HOME (created).
         db_url: metadata database (default: SQLite in ``home``).
-        dags_folder: DAGs to serve (default: the shipped example DAGs).
+        dags_folder: DAGs to serve (default: the example DAGs, `DAGS_FOLDER`).
         policy: the planner policy.
         fate: extra ``[fate]`` options (name -> value).
         airflow: extra ``AIRFLOW__SECTION__KEY`` variables.
@@ -81,6 +104,7 @@ class AirflowEnvironment:
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
+        self.dags_folder = check_dags_folder(self.dags_folder)
         self.url = self.db_url or f"sqlite:///{self.home / 'airflow.db'}"
         self.inputs: InputFiles = write_inputs(self.home / "fate-inputs")
         self.run_dir = self.home / "fate"

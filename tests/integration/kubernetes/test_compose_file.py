@@ -207,3 +207,15 @@ def test_fate_options_are_real_and_their_files_are_mounted(
         assert load_pod_template(launcher.pod.pod_template_file)
         devices = _host_path(settings.kubernetes_devices, volumes)
         assert parse_devices(devices.read_text(), str(devices)).nodes
+
+
+def test_every_airflow_service_mounts_the_example_dags(compose: dict[str, Any]) -> None:
+    """``/opt/airflow/dags`` (Airflow's default DAGs folder in its image) is the
+    repository's top-level ``dags/``, where the example DAGs live."""
+    airflow = [n for n, s in compose["services"].items() if n != "postgres"]
+    assert airflow
+    for name in airflow:
+        volumes = interpolate(compose["services"][name], {}).get("volumes") or []
+        dags = _host_path(Path("/opt/airflow/dags"), volumes)
+        assert dags == REPO / "dags", name
+        assert {p.name for p in dags.glob("*.py")} >= {"taskflow_summary_judge.py"}, name

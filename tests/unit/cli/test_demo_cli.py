@@ -1,6 +1,9 @@
-"""``airflow-fate demo`` options that need no Airflow: ``--serve`` and ``--port``."""
+"""``airflow-fate demo`` options that need no Airflow: ``--serve``, ``--port`` and
+``--dags-folder``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,20 @@ def test_bad_port_is_refused_before_anything_starts(port: int) -> None:
     args = build_parser().parse_args(["demo", "--timeout", "10", "--port", str(port)])
     with pytest.raises(InputError, match="--port"):
         run(args)
+
+
+@pytest.mark.parametrize("make", [False, True], ids=["missing", "empty"])
+def test_a_dags_folder_without_dags_is_refused_before_anything_starts(
+    tmp_path: Path, make: bool
+) -> None:
+    folder = tmp_path / "dags"
+    if make:
+        folder.mkdir()
+    home = tmp_path / "home"
+    args = build_parser().parse_args(
+        ["demo", "--dags-folder", str(folder), "--home", str(home), "--timeout", "10"]
+    )
+    with pytest.raises(InputError, match="--dags-folder DIR") as err:
+        run(args)
+    assert err.value.source == str(folder)
+    assert not home.exists(), "nothing was created"
