@@ -4,7 +4,9 @@
 - ``GET /fate/api/runs/{dag_id}/{run_id}/placements``: a DAG run's tries in start
   order (`schemas.RunPlacements`);
 - ``GET /fate/api/runs/{dag_id}/{run_id}/tasks/{task_id}/decision``: one try's decision
-  record (`schemas.Decision`; ``map_index`` default -1, ``try_number`` default latest).
+  record (`schemas.Decision`; ``map_index`` default -1, ``try_number`` default latest);
+- ``GET /fate/api/runs/{dag_id}/{run_id}/replay``: the run replayed under each policy
+  against what was measured (`replay.report.ReplayReport`; 409 when it cannot be).
 
 Handlers are plain ``def``: the store uses blocking SQLAlchemy, so FastAPI runs them in
 its thread pool instead of on the event loop.
@@ -16,11 +18,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from airflow_fate.replay.report import ReplayReport
 from airflow_fate.ui.auth import READ_RUN, READ_TASK_INSTANCE, VIEW_CLUSTER, ReadableDags
 from airflow_fate.ui.cluster_map import cluster_map, shapes_from_rows
 from airflow_fate.ui.decision import decision
 from airflow_fate.ui.schemas import ClusterMap, Decision, RunPlacements, placement
 from airflow_fate.ui.source import monitor_source, now
+from airflow_fate.ui.whatif import NotReplayedError, run_replay
 
 router = APIRouter(prefix="/api", tags=["FATE monitor"])
 
@@ -92,3 +96,13 @@ def get_decision(
 ) -> Decision:
     """Why this try went to its GPUs: breakdown, future terms, runner-up, measured times."""
     return task_decision(dag_id, run_id, task_id, map_index, try_number)
+
+
+@router.get("/runs/{dag_id}/{run_id}/replay", dependencies=[READ_RUN])
+def get_run_replay(dag_id: str, run_id: str, readable: ReadableDags) -> ReplayReport:
+    """What the run would have cost under each policy (runs of other DAGs that shared
+    the GPUs are named only if the caller may read them)."""
+    try:
+        return run_replay(dag_id, run_id, readable)
+    except NotReplayedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None

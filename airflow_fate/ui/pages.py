@@ -4,7 +4,9 @@
 - ``/fate/ui/runs/{dag_id}/{run_id}``: the placement Gantt of a DAG run (dag-run tab),
   refreshing itself while a try is open;
 - ``/fate/ui/runs/{dag_id}/{run_id}/tasks/{task_id}``: "why this GPU" (task-instance
-  tab), ``?map_index=&try_number=``.
+  tab), ``?map_index=&try_number=``;
+- ``/fate/ui/runs/{dag_id}/{run_id}/what-if``: the run replayed under each policy, a
+  panel the run page loads into itself once the run is over (it takes seconds).
 
 Server-rendered from the same functions and models as the JSON API, behind the same
 dependencies, so an anonymous client gets a 401 page and no data. ``map_index`` is a
@@ -21,11 +23,13 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from airflow_fate.replay.summary import summary_lines
 from airflow_fate.ui.api import gpu_map, run_placements, task_decision
 from airflow_fate.ui.auth import READ_RUN, READ_TASK_INSTANCE, VIEW_CLUSTER, ReadableDags
 from airflow_fate.ui.colours import model_colour
 from airflow_fate.ui.gantt import gantt
 from airflow_fate.ui.source import now
+from airflow_fate.ui.whatif import NotReplayedError, run_replay
 
 MOUNT = "/fate"
 """Where the plugin mounts its app; pages link to Airflow's own UI above it."""
@@ -75,6 +79,26 @@ def run_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
         chart=chart,
         placements=placements,
         models=dict(sorted(models.items())),
+    )
+
+
+@router.get("/runs/{dag_id}/{run_id}/what-if", dependencies=[READ_RUN])
+def what_if_page(
+    request: Request, dag_id: str, run_id: str, readable: ReadableDags
+) -> HTMLResponse:
+    try:
+        report, problem = run_replay(dag_id, run_id, readable), None
+    except NotReplayedError as exc:
+        report, problem = None, str(exc)
+    return render(
+        request,
+        "whatif.html",
+        f"What if: {dag_id}",
+        dag_id=dag_id,
+        run_id=run_id,
+        report=report,
+        problem=problem,
+        lines=summary_lines(report) if report is not None else [],
     )
 
 

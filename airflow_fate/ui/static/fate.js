@@ -14,7 +14,33 @@
     if (dark) document.documentElement.setAttribute("data-theme", "dark");
   } catch (e) { /* storage blocked: stay light */ }
 
+  // A panel marked data-load="URL" is replaced by the element with the same id in the
+  // page at URL (server-rendered, so every name in it is already escaped).
+  function loadPanels(root) {
+    var panels = root.querySelectorAll("[data-load]");
+    Array.prototype.forEach.call(panels, function (panel) {
+      fetch(panel.getAttribute("data-load"), { credentials: "same-origin", cache: "no-store" })
+        .then(function (resp) {
+          if (!resp.ok) throw new Error("HTTP " + resp.status);
+          return resp.text();
+        })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = panel.id && doc.getElementById(panel.id);
+          if (!fresh) throw new Error("no panel in the answer");
+          panel.replaceWith(fresh);
+        })
+        .catch(function (err) {
+          var note = document.createElement("p");
+          note.className = "notice";
+          note.textContent = "Could not load this panel (" + err.message + ").";
+          panel.appendChild(note);
+        });
+    });
+  }
+
   function start() {
+    loadPanels(document);
     var region = document.querySelector("[data-refresh]");
     if (!region) return;
     var every = Math.max(1, Number(region.getAttribute("data-refresh")) || 5) * 1000;
@@ -37,6 +63,7 @@
             if (fresh) {
               region.replaceWith(fresh);
               region = fresh;
+              loadPanels(fresh);
             }
           }
           if (region.hasAttribute("data-refresh")) window.setTimeout(tick, every);
