@@ -162,7 +162,7 @@ def print_report(report: ReplayReport, console: Console) -> None:
 
 
 def _table(report: ReplayReport) -> Table:
-    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
     for name in COLUMNS:
         table.add_column(name, justify="left" if name == "policy" else "right", no_wrap=True)
     table.add_row("measured", *_cells(report.measured), style="bold")

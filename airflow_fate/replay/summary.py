@@ -6,7 +6,8 @@ from airflow_fate.replay.report import ReplayReport
 
 
 def summary_lines(report: ReplayReport) -> list[str]:
-    """Model error, the best policy and where its difference comes from, calibration."""
+    """Model error, the best other policy and where its difference comes from (against
+    the replay of the policy that ran, so the model's own error cancels), calibration."""
     lines = []
     e = report.model_error
     if e is not None:
@@ -17,15 +18,21 @@ def summary_lines(report: ReplayReport) -> list[str]:
         )
     else:
         lines.append(f"no single policy placed these runs ({', '.join(report.ran)}): no error")
-    done = [r for r in report.rows if r.figures is not None and r.delta is not None]
-    if done:
-        best = min(done, key=lambda r: (r.figures.makespan_s if r.figures else 0.0, r.policy))
-        d = best.delta
-        assert d is not None
+    done = {r.policy: r.figures for r in report.rows if r.figures is not None}
+    base = done.get(e.policy) if e is not None else None
+    others = sorted(  # policies that placed differently from the one that ran
+        (f.makespan_s, p) for p, f in done.items() if e is None or f != base
+    )
+    if base is not None and e is not None and others:
+        best = done[others[0][1]]
+        assert best is not None
         lines.append(
-            f"best replay: {best.policy}, makespan {d.makespan_s:+.1f} s against the run; "
-            f"its stages load {d.load_s:+.1f} s ({d.loads:+d} loads), wait {d.wait_s:+.1f} s "
-            f"and reuse a prefix {d.prefix_hits:+d} times against the run's"
+            f"best policy that placed differently: {others[0][1]}, makespan "
+            f"{best.makespan_s - base.makespan_s:+.1f} s against the replay of {e.policy}; "
+            "its stages load "
+            f"{best.load_s - base.load_s:+.1f} s ({best.loads - base.loads:+d} loads), wait "
+            f"{best.wait_s - base.wait_s:+.1f} s, reuse a prefix "
+            f"{best.prefix_hits - base.prefix_hits:+d} times"
         )
     factors = ", ".join(
         f"{c.model} on {c.gpu_type}: compute x{_x(c.compute)}, load x{_x(c.load)}"

@@ -27,6 +27,7 @@ import pytest
 from airflow_fate.demo.environment import DAGS_FOLDER, AirflowEnvironment, DagRunState
 from airflow_fate.executor.store import FateStore, PlacementRow
 from airflow_fate.planner.fate.scoring import TERMS
+from airflow_fate.planner.registry import policy_names
 from tests.integration.airflow.conftest import RUN_TIMEOUT_S, airflow_environment, start
 
 pytestmark = pytest.mark.slow
@@ -107,9 +108,11 @@ def _paths(m: Monitor) -> dict[str, str]:
         "api gpus": "/fate/api/gpus",
         "api placements": f"/fate/api/runs/{run}/placements",
         "api decision": f"/fate/api/runs/{run}/tasks/judge/decision",
+        "api replay": f"/fate/api/runs/{run}/replay",
         "page gpus": "/fate/ui/gpus",
         "page run": f"/fate/ui/runs/{run}",
         "page task": f"/fate/ui/runs/{run}/tasks/judge?map_index={{MAP_INDEX}}",
+        "page what-if": f"/fate/ui/runs/{run}/what-if",
     }
 
 
@@ -220,12 +223,31 @@ def test_decision_explains_the_judge_placement(monitor: Monitor) -> None:
     assert missing.status_code == 404
 
 
+def test_replay_api_has_every_policy_against_the_measured_run(monitor: Monitor) -> None:
+    doc = _get(monitor, f"/fate/api/runs/{monitor.run_path()}/replay", token=monitor.token).json()
+    assert [r["policy"] for r in doc["rows"]] == policy_names()
+    assert doc["ran"] == ["fate"] and doc["model_error"]["policy"] == "fate"
+    assert [(r["dag_id"], r["run_id"], r["chosen"]) for r in doc["runs"]] == [
+        (DAG_ID, monitor.run.run_id, True)
+    ]
+    stages = [p for p in monitor.placements if p.gpus]
+    assert doc["measured"]["stages"] == len(stages)
+    assert doc["measured"]["loads"] == sum(1 for p in stages if p.measured["load_s"] > 0)  # type: ignore[index]
+    missing = _get(monitor, f"/fate/api/runs/{DAG_ID}/no-such-run/replay", token=monitor.token)
+    assert missing.status_code == 404
+    page = _get(monitor, f"/fate/ui/runs/{monitor.run_path()}/what-if", token=monitor.token).text
+    rows = re.findall(r'<tr data-policy="([^"]+)"', page)
+    assert rows == ["measured", *policy_names()]
+    assert "cost model error on this run" in page
+
+
 def test_run_page_draws_one_bar_per_task(monitor: Monitor) -> None:
     html = _get(monitor, f"/fate/ui/runs/{monitor.run_path()}", token=monitor.token).text
     bars = re.findall(r'class="bar state-(\w+) primary[^"]*"\s+data-task-id="([^"]+)"', html)
     assert sorted(t for _, t in bars) == sorted(monitor.tasks)
     assert {s for s, _ in bars} == {"success"}
     assert "data-refresh" not in html, "a finished run does not refresh itself"
+    assert 'id="what-if" data-load=' in html, "a finished run loads its what-if panel"
 
 
 @pytest.mark.skipif(
@@ -269,6 +291,11 @@ def test_browser_shows_gpu_map_and_run_gantt(monitor: Monitor, tmp_path: Path) -
             ids = {bars.nth(i).get_attribute("data-task-id") for i in range(bars.count())}
             assert ids == monitor.tasks
             page.screenshot(path=str(shots / "run-gantt.png"))
+            panel = gantt.locator("table.what-if")
+            panel.wait_for()
+            assert panel.locator("tr[data-policy]").count() == 1 + len(policy_names())
+            panel.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "what-if.png"))
 
             page.goto(f"{run_ui}/tasks/judge/plugin/fate-why")
             why = page.frame_locator("iframe[title='Why this GPU']")
@@ -277,4 +304,5 @@ def test_browser_shows_gpu_map_and_run_gantt(monitor: Monitor, tmp_path: Path) -
             page.screenshot(path=str(shots / "why-this-gpu.png"))
         finally:
             browser.close()
-    assert all((shots / n).stat().st_size > 10_000 for n in ("gpu-map.png", "run-gantt.png"))
+    shots_taken = ("gpu-map.png", "run-gantt.png", "what-if.png")
+    assert all((shots / n).stat().st_size > 10_000 for n in shots_taken)
