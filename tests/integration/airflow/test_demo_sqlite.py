@@ -2,7 +2,8 @@
 
 The README's main job: every example DAG run succeeds (read from the database), every
 task has a ``fate_placement`` row, and stages follow their same-model parents to free
-GPUs; the JSON result has the documented shape and no process survives the command.
+GPUs; the JSON result has the documented shape and no process survives the command. The
+TaskFlow DAG's decorated stages run through FateExecutor like the classic operators'.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_fate.cli.demo import DEMO_DAGS
 from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
 from tests.integration.airflow.conftest import (
     assert_every_task_placed,
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.slow
 
 DEMO_TIMEOUT_S = 900
 DEMO = [sys.executable, "-m", "airflow_fate", "demo"]
+TASKFLOW_DAG = "fate_taskflow_summary_judge"
+TASKFLOW_STAGES = {"pick_notes", "summarise", "judge", "embed_summary"}
 
 
 def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
@@ -43,7 +47,7 @@ def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
         assert not leftover_processes(str(home.resolve()))
         doc = json.loads(out.read_text())
         assert {r["state"] for r in doc["dag_runs"]} == {"success"}
-        assert len(doc["dag_runs"]) == 3
+        assert sorted(r["dag_id"] for r in doc["dag_runs"]) == sorted(DEMO_DAGS)
         stage_keys = {"load_s", "prefill_s", "decode_s", "model_warm"}
         for p in doc["placements"]:
             assert {"dag_id", "task_id", "node", "gpus", "model", "measured"} <= set(p)
@@ -61,6 +65,10 @@ def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
         assert {p.policy for p in placements if p.gpus} == {"fate"}
         assert all(p.measured for p in placements if p.gpus), "stages report measured times"
         assert env.engine.dialect.name == "sqlite"
+        taskflow = [p for p in placements if p.key.dag_id == TASKFLOW_DAG and p.gpus]
+        assert {p.key.task_id for p in taskflow} == TASKFLOW_STAGES, taskflow
+        assert all(p.policy == "fate" and p.measured and p.end for p in taskflow)
+        assert f"{TASKFLOW_DAG} (policy fate)" in done.stdout
         upstream = _upstream(home)
         assert check_children_follow_parents(placements, upstream) >= 1
         env.stop()
@@ -71,5 +79,5 @@ def test_demo_runs_every_dag_with_placements(tmp_path: Path) -> None:
 def _upstream(home: Path) -> dict[str, dict[str, list[str]]]:
     """The example DAGs' edges, read from the serialized DAGs the demo stored."""
     env = AirflowEnvironment(home)
-    doc = env.upstream(["fate_rag_judge", "fate_map_reduce_summary", "fate_multi_agent_review"])
+    doc = env.upstream(list(DEMO_DAGS))
     return {k: dict(v) for k, v in doc.items()}
