@@ -47,6 +47,10 @@ class FateSettings(BaseModel):
             machine's devices (default: ``nvidia-smi``, else virtual CPU devices).
         launcher: ``local`` (processes and device workers on this machine) or
             ``kubernetes`` (stage pods pinned to the planned node and GPUs).
+        kubernetes_mode: kubernetes launcher: ``worker-pods`` (one long-lived pod per GPU
+            set runs a device worker and a task agent, so models and prefix KV stay warm
+            from one stage to the next) or ``pod-per-stage`` (a fresh pod per task try,
+            as Airflow's KubernetesExecutor; nothing stays on the GPUs).
         kubernetes_settings: kubernetes launcher: ``launcher.yaml``.
         kubernetes_devices: kubernetes launcher: ``devices.yaml`` (GPU UUIDs per node);
             unset = discover the inventory from the cluster.
@@ -102,6 +106,12 @@ class FateSettings(BaseModel):
         description="`local` (task processes and device workers on this machine) or "
         "`kubernetes` (stage pods pinned to the planned node and GPUs).",
         examples=["kubernetes"],
+    )
+    kubernetes_mode: Literal["worker-pods", "pod-per-stage"] = Field(
+        default="worker-pods",
+        description="kubernetes launcher: long-lived GPU worker pods that keep models and "
+        "prefix KV (worker-pods), or a fresh pod per task try (pod-per-stage)",
+        examples=["worker-pods", "pod-per-stage"],
     )
     kubernetes_settings: Path | None = Field(
         default=None,

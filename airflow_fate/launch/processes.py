@@ -213,6 +213,11 @@ class TaskProcesses:
         t = self._tracked.get(key)
         return None if t is None else t.pid
 
+    def running(self) -> list[tuple[TaskKey, int, float]]:
+        """``(key, pid, seconds since it started)`` of every tracked process."""
+        now = self._now()
+        return [(t.key, t.pid, round(now - t.started, 3)) for t in self._tracked.values()]
+
     def spawn(self, key: TaskKey, argv: Sequence[str], env: Mapping[str, str]) -> int:
         """Start ``argv`` in a new session with output in ``<dir>/<name>.log``; its pid."""
         if key in self._tracked:
