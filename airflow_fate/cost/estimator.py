@@ -4,7 +4,8 @@
 
 - **wait**: until every GPU of G has drained its queue (estimated ``busy_until``).
 - **load**: 0 when the model is resident on every GPU of G for exactly this shard group
-  (or a stage queued earlier on G will have loaded it). Otherwise, from the fastest tier
+  when the stage starts: loaded now or by a stage queued earlier on G, and not evicted
+  by a load queued in between (`Snapshot.resident_after_queue`). Otherwise, from the fastest tier
   that has it: node host page cache -> each GPU reads ``weights / k`` over its own PCIe
   link (``host_to_gpu_gbps``); node local disk -> the node reads all ``weights`` once at
   ``local_disk_gbps``; else the remote store at ``min(remote_store_gbps,
@@ -167,10 +168,12 @@ class CostModel:
             return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
         if not self.pod_ready(stage, gpus, snap):
             return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
-        states = snap.gpus
-        queued = stage.uid in snap.placement
+        before = stage.uid if stage.uid in snap.placement else None
         for g in gpus:
-            if not _will_hold(states[g], stage.model, gpus, stage.uid, queued):
+            if not any(
+                m == stage.model and grp == gpus
+                for m, grp, _ in snap.resident_after_queue(g, before)
+            ):
                 return self.cold_load_time(stage.model, gpus, snap)
         return 0.0
 
@@ -282,25 +285,6 @@ class CostModel:
             prefill=run.prefill,
             decode=run.decode,
         )
-
-
-def _will_hold(st: GpuState, model: str, group: tuple[int, ...], uid: int, queued: bool) -> bool:
-    """Resident now, or loaded by a stage queued on this GPU ahead of stage ``uid``.
-
-    ``queued`` says whether ``uid`` itself is in a queue; if not, every queued stage is
-    ahead of it and the queue's summary answers without a scan.
-    """
-    for m, g, _ in st.resident:
-        if m == model and g == group:
-            return True
-    if not queued:
-        return (model, group) in st.pending_loads
-    for p in st.pending:
-        if p.stage == uid:
-            break
-        if p.model == model and p.group == group:
-            return True
-    return False
 
 
 def _pod_will_serve(

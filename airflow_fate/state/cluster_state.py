@@ -182,24 +182,62 @@ class Snapshot:
         )
 
     @cached_property
-    def _holder_cache(self) -> dict[object, frozenset[Any]]:
+    def _holder_cache(self) -> dict[object, Any]:
         return {}
 
     def model_groups(self, model: str) -> frozenset[tuple[int, ...]]:
-        """GPU groups that hold ``model`` or will (a queued stage loads it); memoised."""
+        """GPU groups that will hold ``model`` once their queues have started; memoised.
+
+        Resident now and not evicted by a queued stage, or loaded by a queued stage and
+        not evicted by a later one (`resident_after_queue`).
+        """
         cache = self._holder_cache
         hit = cache.get(model)
         if hit is None:
             found: set[tuple[int, ...]] = set()
-            for st in self.gpus:
-                for m, group, _ in st.resident:
-                    if m == model:
-                        found.add(group)
-                for m, group in st.pending_loads:
+            for g in range(len(self.gpus)):
+                for m, group, _ in self.resident_after_queue(g):
                     if m == model:
                         found.add(group)
             hit = cache[model] = frozenset(found)
         return hit
+
+    def resident_after_queue(
+        self, g: int, before: int | None = None
+    ) -> tuple[tuple[str, tuple[int, ...], float], ...]:
+        """What GPU ``g`` will hold once its queued stages have loaded their models.
+
+        A stage queued here loads its model when it starts and may evict (LRU) a model
+        resident now, so "resident now" overstates what a stage placed behind the queue
+        finds warm. ``before`` stops at that queued stage (what it finds when it starts);
+        None folds the whole queue (what a new placement finds), memoised per snapshot.
+        Pod replacement under worker pods is not folded in: `CostModel.pod_ready` prices
+        it.
+        """
+        st = self.gpus[g]
+        if not st.pending or (before is not None and st.pending[0].stage == before):
+            return st.resident
+        cache = self._holder_cache
+        key = ("after", g, before)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = self._fold_queue(g, before)
+        return hit
+
+    def _fold_queue(
+        self, g: int, before: int | None
+    ) -> tuple[tuple[str, tuple[int, ...], float], ...]:
+        st = self.gpus[g]
+        usable = self.cluster.gpu_type_of_node(self.cluster.gpus[g].node).usable_gib
+        models, stages = self.catalog.models, self.graph.stages
+        resident = st.resident
+        for p in st.pending:
+            if p.stage == before:
+                break
+            spec, k = models[p.model], len(p.group)
+            kv_gib = spec.kv_bytes_per_token * stages[p.stage].tokens / GIB / k
+            resident, _, _ = _load(resident, p.model, p.group, spec.weights_gib / k, kv_gib, usable)
+        return resident
 
     def prefix_gpus(self, key: PrefixKey) -> frozenset[int]:
         """GPUs that hold the prefix KV ``key`` or will (a queued stage computes it)."""
@@ -385,6 +423,19 @@ class ClusterState:
             model_spec.weights_gib,
             self.cluster.nodes[node].host_cache_gib,
         )
+
+    def drop_worker(self, gpus: tuple[int, ...]) -> None:
+        """The worker holding ``gpus`` is gone (deleted, evicted, killed, node lost).
+
+        What it held is gone on every GPU of its set, and no worker pod lives there any
+        more: the next stage on them starts a new, empty one. Queued and running stages
+        are left alone (the caller ends those that ran there).
+        """
+        doomed = set(gpus)
+        for g in gpus:
+            doomed.update(self._gpus[g].pod or ())
+        for g in doomed:
+            self._gpus[g] = replace(self._gpus[g], pod=None, resident=(), prefix_kv=())
 
     def apply(self, event: Event) -> StartEffects | None:
         """Advance the clock to the event's time and apply it.

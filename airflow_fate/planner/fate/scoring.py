@@ -14,8 +14,8 @@ For stage s on GPU group G (k GPUs of node n) at time t, with look-ahead ``L`` (
   that can run on G: its prefix prefill seconds on n, unless the prefix KV is already
   warm on a GPU outside G.
 - **eviction debit**: for each model that loading s.model onto G evicts (LRU until it
-  fits), the extra waits and cold loads its look-ahead demand pays once that copy is gone
-  (`supply`).
+  fits, among what G holds once its queue has started), the extra waits and cold loads
+  its look-ahead demand pays once that copy is gone (`supply`).
 - **reachability debit**: for each look-ahead stage u that needs a shard group of
   ``k_u >= 2`` GPUs: if G breaks an idle aligned block of ``k_u`` GPUs on a node that
   fits u and the idle blocks left are fewer than such stages, u is delayed by about
@@ -233,7 +233,7 @@ class Scorer:
         usable = self.snap.cluster.gpu_type_of_node(self._node_of[gpus[0]]).usable_gib
         lost: set[tuple[str, tuple[int, ...]]] = set()
         for g in gpus:
-            resident = [r for r in self.snap.gpus[g].resident if r[0] != s.model]
+            resident = [r for r in self.snap.resident_after_queue(g) if r[0] != s.model]
             used = sum(r[2] for r in resident)
             for m, group, gib in resident:
                 if used + need <= usable:

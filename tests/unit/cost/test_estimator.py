@@ -164,3 +164,21 @@ def test_correction_factor_slows_rates() -> None:
         "small-lm", "big", 1
     )
     assert slow.prefill == pytest.approx(base.prefill / 2)
+
+
+def test_queued_load_that_evicts_makes_a_resident_model_cold() -> None:
+    """mid-lm is resident on GPU 0, but big-lm queued on (0, 1) evicts it first."""
+    state, cost = setup_state(
+        [stage("a", "mid-lm"), stage("big", "big-lm"), stage("c", "mid-lm", ["a"])]
+    )
+    run_stage(state, 0, (0,))
+    c = state.graph.stages[2]
+    assert cost.load_time(c, (0,), state.snapshot()) == 0.0, "resident, nothing queued"
+    state.apply(StageAssigned(1, (0, 1), 1.0, 5.0))
+    snap = state.snapshot()
+    assert "mid-lm" in snap.gpus[0].resident_models, "still resident now"
+    assert cost.load_time(c, (0,), snap) > 0.0, "60 GiB shard + 15 GiB exceed 72 GiB usable"
+    assert (0,) not in snap.model_groups("mid-lm")
+    assert (0, 1) in snap.model_groups("big-lm")
+    big = state.graph.stages[1]
+    assert cost.load_time(big, (0, 1), snap) > 0.0, "the queued stage itself loads cold"
