@@ -38,9 +38,10 @@ from airflow_fate.executor.settings import load_settings
 from airflow_fate.executor.stats import AirflowMetrics, ExecutorStats
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, utcnow
 from airflow_fate.launch.types import (
+    DevicesLost,
     EventKind,
-    LaunchEvent,
     LaunchRequest,
+    TaskEvent,
     TaskKey,
     airflow_task_command,
 )
@@ -125,7 +126,7 @@ class FateExecutor(BaseExecutor):
         self._t0 = time.monotonic()
         self._restorer = Restorer(rt, self._layout)
         live = rt.launcher.live_devices()
-        restored = self._restorer.residency(live)
+        restored = self._restorer.residency(live, rt.launcher.held_models())
         closed = self._restorer.close_finished_rows()
         self.log.info(
             "FATE executor started: policy %s, %d GPUs on %d nodes, launcher %s, run dir %s; "
@@ -427,9 +428,12 @@ class FateExecutor(BaseExecutor):
 
     # -- outcomes --------------------------------------------------------------------
 
-    def _on_event(self, event: LaunchEvent) -> None:
+    def _on_event(self, event: TaskEvent) -> None:
         rt = self._rt
         assert rt is not None
+        if isinstance(event, DevicesLost):
+            self._devices_lost(event)
+            return
         ti_key = self._ti_keys.get(event.key)
         if event.kind in (EventKind.RUNNING, EventKind.ADOPTED):
             launched = self._launch.get(event.key)
@@ -444,6 +448,21 @@ class FateExecutor(BaseExecutor):
         elif event.kind is EventKind.RELEASED:
             self._launch.pop(event.key, None)
             rt.planner.finish(event.key, self._now(), 0.0)
+
+    def _devices_lost(self, event: DevicesLost) -> None:
+        """A worker and what it held are gone: the planner stops counting on them."""
+        rt, restorer = self._rt, self._restorer
+        assert rt is not None and restorer is not None
+        self.log.warning(
+            "FATE: %s GPUs %s lost their worker: %s",
+            event.node,
+            list(event.gpu_indices),
+            event.reason,
+        )
+        gpus = restorer.locate(event.node, event.gpu_indices)
+        if gpus is not None:
+            rt.planner.drop_worker(gpus)
+            self._save_residency(rt.cluster.gpus[gpus[0]].node)
 
     def _ended(self, key: TaskKey, code: int | None, reason: str = "") -> None:
         """A launched try's process is gone: record its outcome from the database."""

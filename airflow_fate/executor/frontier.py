@@ -302,6 +302,11 @@ class FrontierPlanner:
         self._dirty = True
         return self.dispatch.finished(uid, now, run_s)
 
+    def drop_worker(self, gpus: tuple[int, ...]) -> None:
+        """The worker on ``gpus`` is gone with what it held (a worker pod lost mid-run)."""
+        self.state.drop_worker(gpus)
+        self._dirty = True
+
     # -- restoring a previous scheduler's state --------------------------------------
 
     def preload(self, model: str, gpus: tuple[int, ...]) -> None:

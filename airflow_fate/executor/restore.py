@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -44,7 +44,8 @@ class Restorer:
         self.abandoned: list[TaskKey] = []
         self._layout = layout
 
-    def _global(self, node: str, local: Sequence[int]) -> tuple[int, ...] | None:
+    def locate(self, node: str, local: Sequence[int]) -> tuple[int, ...] | None:
+        """Global GPU indices of ``node``'s GPUs ``local``; None if the cluster has no such."""
         names = [n.name for n in self.rt.cluster.nodes]
         if node not in names:
             return None
@@ -53,19 +54,35 @@ class Restorer:
             return None
         return tuple(gpus[i] for i in local)
 
-    def residency(self, live: set[int]) -> int:
-        """Preload stored GPU residency on devices that kept it; how many groups."""
+    def residency(
+        self, live: set[int], held: Mapping[tuple[int, ...], Sequence[str]] | None = None
+    ) -> int:
+        """Preload GPU residency on devices that kept it; how many (model, group) pairs.
+
+        ``held`` is what the surviving workers themselves report (worker pods' agents):
+        for each GPU set it names it is the truth, and the store's rows only supply when
+        each model was last used; a model the store lists but the worker no longer holds
+        is dropped. For live devices it does not name (a worker not asked yet), and
+        without it, the store's rows stand.
+        """
         done: set[tuple[str, tuple[int, ...]]] = set()
         for row in self.rt.store.residency():
             if row.tier != "gpu":
                 continue
-            group = self._global(row.node, row.shard_group)
+            group = self.locate(row.node, row.shard_group)
             if group is None or not set(group) <= live:
                 continue
+            if held is not None and group in held and row.model not in held[group]:
+                continue  # the worker no longer holds it
             self.last_used[(row.node, row.gpu, row.model)] = row.last_used
             if (row.model, group) not in done:
                 done.add((row.model, group))
                 self.rt.planner.preload(row.model, group)
+        for group, models in (held or {}).items():
+            for model in models:
+                if (model, group) not in done and set(group) <= live:
+                    done.add((model, group))
+                    self.rt.planner.preload(model, group)
         return len(done)
 
     def touch(self, node: str, local: Sequence[int], model: str) -> None:
@@ -101,7 +118,7 @@ class Restorer:
         for row in self.rt.store.placements_of_run(dag_id, run_id):
             if row.end is None or row.node == CPU_NODE:
                 continue
-            gpus = self._global(row.node, row.gpus)
+            gpus = self.locate(row.node, row.gpus)
             if gpus is not None and self.rt.planner.replay(row.key, gpus, now, row.run_s or 0.0):
                 replayed += 1
         return replayed
@@ -126,7 +143,7 @@ class Restorer:
         return out
 
     def _adopt_stage(self, row: PlacementRow, now: float) -> None:
-        gpus = self._global(row.node, row.gpus)
+        gpus = self.locate(row.node, row.gpus)
         if gpus is None:
             return
         layout = self._layout(row.key.dag_id, row.key.run_id)

@@ -160,6 +160,10 @@ class LocalLauncher:
     ) -> None:
         self.close()
 
+    def held_models(self) -> None:
+        """Not asked: what an attached worker holds arrives in its `Hello`."""
+        return None
+
     def live_devices(self) -> set[int]:
         """GPUs served by a worker an earlier launcher left (attached by `adopt`)."""
         return {

@@ -42,7 +42,7 @@ from airflow_fate.launch.processes import (
     stop_group,
     write_pid_file,
 )
-from airflow_fate.launch.types import EventKind, LaunchEvent, LaunchRequest, TaskKey
+from airflow_fate.launch.types import EventKind, LaunchEvent, LaunchRequest, TaskEvent, TaskKey
 from airflow_fate.operators.placement import DevicePlacement
 from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig
 
@@ -105,7 +105,7 @@ class LocalTaskLauncher:
         self.tasks = TaskProcesses(run_dir / "tasks")
         self._workers: dict[tuple[int, ...], _Worker] = {}
         self._devices: dict[TaskKey, tuple[int, ...]] = {}
-        self._events: list[LaunchEvent] = []
+        self._events: list[TaskEvent] = []
         self._node_index = {n.name: i for i, n in enumerate(cluster.nodes)}
         sock = self._socket((*range(len(cluster.gpus)),))
         if len(str(sock)) > _MAX_SOCKET_PATH:
@@ -146,6 +146,10 @@ class LocalTaskLauncher:
         """GPUs whose worker kept running (so what it held is still resident)."""
         return {g for d, w in self._workers.items() if w.alive() for g in d}
 
+    def held_models(self) -> None:
+        """Not asked: the store's residency rows stand for the live workers."""
+        return None
+
     def pid_of(self, key: TaskKey) -> int | None:
         return self.tasks.pid_of(key)
 
@@ -185,7 +189,7 @@ class LocalTaskLauncher:
             )
         )
 
-    def poll(self, timeout_s: float = 0.0) -> list[LaunchEvent]:
+    def poll(self, timeout_s: float = 0.0) -> list[TaskEvent]:
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
             for ended in self.tasks.poll():

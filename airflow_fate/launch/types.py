@@ -218,6 +218,24 @@ class LaunchEvent:
     gpu_uuids: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class DevicesLost:
+    """The worker that held ``node``'s GPUs ``gpu_indices`` is gone, and with it what it
+    held (models, prefix KV): a worker pod deleted, evicted, OOM-killed or on a lost node,
+    a pod expired, a device worker restarted. The caller drops that state from its plan.
+
+    It follows the ``FAILED`` events of the tasks that ran there.
+    """
+
+    node: str
+    gpu_indices: tuple[int, ...]
+    reason: str
+
+
+TaskEvent = LaunchEvent | DevicesLost
+"""What a task launcher (the executor's) reports."""
+
+
 RequestT = TypeVar("RequestT", contravariant=True)
 KeyT = TypeVar("KeyT")
 EventT = TypeVar("EventT")
@@ -260,6 +278,12 @@ class Launcher(Protocol[RequestT, KeyT, EventT]):
         held (models, prefix KV) is still resident; empty where nothing survives."""
         ...
 
+    def held_models(self) -> dict[tuple[int, ...], tuple[str, ...]] | None:
+        """What each surviving worker says it holds, by global GPU set (the truth after a
+        restart); None where the backend cannot ask its workers, so the caller trusts
+        what it recorded for `live_devices`."""
+        ...
+
     def close(self, *, detach: bool = False) -> None:
         """Stop watching; stop every worker too unless ``detach`` leaves them for adoption.
 
@@ -271,5 +295,5 @@ class Launcher(Protocol[RequestT, KeyT, EventT]):
 StageLauncher = Launcher[StageLaunch, str, StageEvent]
 """The live engine's launcher: stages on device workers."""
 
-TaskLauncher = Launcher[LaunchRequest, TaskKey, LaunchEvent]
-"""The executor's launcher: Airflow tasks as local processes or pods."""
+TaskLauncher = Launcher[LaunchRequest, TaskKey, TaskEvent]
+"""The executor's launcher: Airflow tasks as local processes, pods, or on worker pods."""

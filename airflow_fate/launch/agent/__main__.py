@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -47,7 +48,7 @@ def main() -> int:
         print(f"airflow-fate agent: bad {CONFIG_ENV} or {SECRET_ENV}: {exc}", file=sys.stderr)
         return 2
     del raw_secret
-    work = Path(config.work_dir)
+    work = Path(config.pod_dir)
     work.mkdir(parents=True, exist_ok=True)
     env = without(os.environ, CONFIG_ENV)
     worker = SpawnedWorker(
@@ -64,6 +65,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
     worker.ensure_running()
     server = serve(agent, os.environ.get(HOST_ENV) or "0.0.0.0", config.port)
+    stop = threading.Event()
+    refresher = threading.Thread(
+        target=agent.refresh_forever, args=(stop,), name="fate-agent-refresh", daemon=True
+    )
+    refresher.start()
     log.info(
         "agent of pod %s on %s GPUs %s listening on port %d",
         config.pod,
@@ -74,6 +80,7 @@ def main() -> int:
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        stop.set()
         server.server_close()
         agent.shutdown()
     return 0

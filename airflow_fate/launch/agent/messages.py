@@ -49,6 +49,11 @@ class AgentConfig(_Message):
     work_dir: str = Field(default="/tmp/airflow-fate-agent", min_length=1)
     stage_timeout_s: float = Field(default=600.0, gt=0)
 
+    @property
+    def pod_dir(self) -> str:
+        """This pod's own directory under ``work_dir`` (pods may share a host path)."""
+        return f"{self.work_dir.rstrip('/')}/{self.pod}"
+
 
 class WireKey(_Message):
     """A `TaskKey` on the wire."""

@@ -53,7 +53,10 @@ log = logging.getLogger("airflow_fate.agent")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 WORKER_LIFETIME_S = 10.0 * 365 * 24 * 3600
 """A pod's device worker never leaves by itself: the executor expires idle pods."""
-HELLO_TIMEOUT_S = 2.0
+HELLO_TIMEOUT_S = 60.0
+"""How long the background check waits for the worker's greeting (it imports torch
+before its first one)."""
+REFRESH_INTERVAL_S = 0.5
 
 
 class DeviceWorker(Protocol):
@@ -66,8 +69,14 @@ class DeviceWorker(Protocol):
         """Start it if it is not running (a restart after the first start)."""
         ...
 
-    def report(self, idle: bool) -> WorkerReport:
-        """Its state; ``idle`` (no task uses it) allows asking what it holds."""
+    def alive(self) -> bool: ...
+
+    def report(self) -> WorkerReport:
+        """Its state, with what it held when last asked (never blocks)."""
+        ...
+
+    def refresh_resident(self) -> bool:
+        """Ask it what it holds now (blocks); whether it answered."""
         ...
 
     def stop(self) -> None: ...
@@ -111,19 +120,16 @@ class SpawnedWorker:
             self._popen = spawn_worker(self.config, self._env, self._log_path, new_session=True)
             self._starts += 1
 
-    def report(self, idle: bool) -> WorkerReport:
-        alive = self.alive()
-        if alive and idle:
-            self._ask_resident()
+    def report(self) -> WorkerReport:
         return WorkerReport(
-            alive=alive,
+            alive=self.alive(),
             pid=self._popen.pid if self._popen is not None else None,
             restarts=max(self._starts - 1, 0),
             resident=list(self._resident),
             checked_at=self._checked_at,
         )
 
-    def _ask_resident(self) -> None:
+    def refresh_resident(self) -> bool:
         """Connect, read the worker's `Hello` (it names its resident models), leave."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(HELLO_TIMEOUT_S)
@@ -133,12 +139,14 @@ class SpawnedWorker:
             hello = parse_from_worker(payload) if payload is not None else None
         except (OSError, ProtocolError, ValidationError) as exc:
             log.info("device worker not answering yet: %s", exc)
-            return
+            return False
         finally:
             sock.close()
-        if isinstance(hello, Hello):
-            self._resident = list(hello.resident)
-            self._checked_at = round(self._clock() - self._t0, 3)
+        if not isinstance(hello, Hello):
+            return False
+        self._resident = list(hello.resident)
+        self._checked_at = round(self._clock() - self._t0, 3)
+        return True
 
     def _exit(self) -> str:
         code = None if self._popen is None else self._popen.poll()
@@ -182,9 +190,10 @@ class TaskAgent:
         self.worker = worker
         self._base_env = dict(base_env)
         self._wall = wall
-        self.tasks = TaskProcesses(Path(config.work_dir) / "tasks")
+        self.tasks = TaskProcesses(Path(config.pod_dir) / "tasks")
         self._ended: dict[TaskKey, TaskReport] = {}
         self._lock = threading.Lock()
+        self._stale = True
         self.refused = 0
 
     # -- requests ----------------------------------------------------------------------
@@ -232,6 +241,7 @@ class TaskAgent:
                 if argv[0] == "python":
                     argv[0] = sys.executable
                 pid = self.tasks.spawn(key, argv, self._task_env(submission.env))
+                self._stale = True
                 log.info("started %s as pid %d", key, pid)
         return self._answer(409 if known else 201)
 
@@ -248,20 +258,43 @@ class TaskAgent:
     def state(self) -> AgentState:
         with self._lock:
             self._collect()
+            # A worker that died (killed for memory, crashed) is replaced at once, so the
+            # restart, and with it the loss of what it held, is reported now.
+            self.worker.ensure_running()
             running = [
                 TaskReport(key=WireKey.of(k), pid=pid, running=True, seconds=s)
                 for k, pid, s in self.tasks.running()
             ]
             ended = list(self._ended.values())
-            idle = not running
         return AgentState(
             pod=self.config.pod,
             node=self.config.node,
             gpu_indices=self.config.gpu_indices,
             gpu_uuids=self.config.gpu_uuids,
-            worker=self.worker.report(idle),
+            worker=self.worker.report(),
             tasks=running + ended,
         )
+
+    def refresh(self) -> bool:
+        """Ask the device worker what it holds, if no task uses it and something may
+        have changed since the last answer; whether it was asked and answered.
+
+        Asking takes the worker's one connection for a moment, so it happens in the
+        background (`refresh_forever`), never inside a request.
+        """
+        with self._lock:
+            self._collect()
+            if len(self.tasks) or not self._stale or not self.worker.alive():
+                return False
+            self._stale = False
+        if self.worker.refresh_resident():
+            return True
+        self._stale = True
+        return False
+
+    def refresh_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(REFRESH_INTERVAL_S):
+            self.refresh()
 
     def shutdown(self) -> None:
         """Stop every task process and the device worker (the pod is going away)."""
@@ -272,6 +305,7 @@ class TaskAgent:
 
     def _collect(self) -> None:
         for ended in self.tasks.poll():
+            self._stale = True
             self._ended[ended.key] = TaskReport(
                 key=WireKey.of(ended.key),
                 pid=ended.pid,

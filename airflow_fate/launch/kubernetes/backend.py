@@ -1,4 +1,8 @@
-"""The Kubernetes backend of the executor: stage tasks as pods (``[fate] launcher = kubernetes``).
+"""The Kubernetes backend of the executor (``[fate] launcher = kubernetes``).
+
+Two modes (``[fate] kubernetes_mode``): ``worker-pods`` (default) runs tasks on long-lived
+GPU worker pods that keep models and prefix KV (`worker_pods`); ``pod-per-stage`` runs
+each task try in a pod of its own (`launcher`), as Airflow's KubernetesExecutor does.
 
 Registered by name in `airflow_fate.launch.backends`, which imports this module only
 when the backend is chosen, so the executor never imports this package itself. The
@@ -13,7 +17,7 @@ from pathlib import Path
 from airflow_fate.errors import InputError
 from airflow_fate.launch.backends import BackendSettings, LauncherSetup, cluster_file
 from airflow_fate.launch.inventory import Inventory, load_inventory
-from airflow_fate.launch.kubernetes.settings import LauncherSettings, load_settings
+from airflow_fate.launch.kubernetes.settings import GpuMode, LauncherSettings, load_settings
 from airflow_fate.state.hosting import Hosting
 
 
@@ -33,19 +37,44 @@ def build_kubernetes(settings: BackendSettings, run_dir: Path) -> LauncherSetup:
             "kubernetes_settings",
             "launcher = kubernetes needs kubernetes_settings (launcher.yaml)",
         )
-    from airflow_fate.launch.kubernetes.launcher import KubernetesLauncher  # the client
-
     launcher_settings = load_settings(settings.kubernetes_settings)
+    mode = settings.kubernetes_mode
+    if mode not in ("worker-pods", "pod-per-stage"):
+        raise InputError("[fate]", "kubernetes_mode", f"unknown mode {mode!r}")
+    if mode == "worker-pods" and launcher_settings.pod.gpu_mode is GpuMode.DEVICE_PLUGIN:
+        raise InputError(
+            str(settings.kubernetes_settings),
+            "pod.gpu_mode",
+            "worker pods hold the GPUs the planner chose, which 'device-plugin' cannot "
+            "promise: use 'dra' or 'env-pin', or [fate] kubernetes_mode = pod-per-stage",
+        )
     if settings.kubernetes_devices is None:  # discovery (`discovers_inventory`)
         inventory = _discover(settings, launcher_settings)
     else:
         inventory = load_inventory(cluster_file(settings), settings.kubernetes_devices)
-    return LauncherSetup(
-        KubernetesLauncher(launcher_settings),
-        inventory.placement,
-        inventory.cluster,
-        hosting=Hosting.of("pod-per-stage", inventory.cluster),
+    if mode == "pod-per-stage":
+        from airflow_fate.launch.kubernetes.launcher import KubernetesLauncher  # the client
+
+        return LauncherSetup(
+            KubernetesLauncher(launcher_settings),
+            inventory.placement,
+            inventory.cluster,
+            hosting=Hosting.of("pod-per-stage", inventory.cluster),
+        )
+    from airflow_fate.launch.kubernetes.worker_pods import WorkerPodLauncher  # the client
+
+    launcher = WorkerPodLauncher(
+        launcher_settings,
+        inventory,
+        stage_timeout_s=settings.stage_timeout_s,
+        worker_idle_s=settings.worker_idle_s,
     )
+    # Pods start when the planner first places work on their GPU set, not with the
+    # scheduler, so the state prices a pod start for the first stage on each set.
+    hosting = Hosting.of(
+        "worker-pods", inventory.cluster, worker_idle_s=settings.worker_idle_s, prestart=False
+    )
+    return LauncherSetup(launcher, inventory.placement, inventory.cluster, hosting=hosting)
 
 
 def _discover(settings: BackendSettings, launcher_settings: LauncherSettings) -> Inventory:

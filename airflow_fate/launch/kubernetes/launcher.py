@@ -48,6 +48,7 @@ from airflow_fate.launch.types import (
     GpuPlacement,
     LaunchEvent,
     LaunchRequest,
+    TaskEvent,
     TaskKey,
 )
 
@@ -124,7 +125,7 @@ class KubernetesLauncher:
         self._observations: queue.SimpleQueue[Observation] = queue.SimpleQueue()
         self._tracked: dict[TaskKey, _Tracked] = {}
         self._pending: dict[TaskKey, _PendingLaunch] = {}
-        self._events: list[LaunchEvent] = []
+        self._events: list[TaskEvent] = []
         self._executor_label = naming.label_value(settings.executor_id)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -188,7 +189,7 @@ class KubernetesLauncher:
         self._pending[key] = pending
         self._attempt(pending)
 
-    def poll(self, timeout_s: float = 0.0) -> list[LaunchEvent]:
+    def poll(self, timeout_s: float = 0.0) -> list[TaskEvent]:
         """Everything observed since the last call, in order.
 
         Args:
@@ -225,6 +226,10 @@ class KubernetesLauncher:
     def live_devices(self) -> set[int]:
         """None: a pod per stage leaves nothing resident on its GPUs."""
         return set()
+
+    def held_models(self) -> dict[tuple[int, ...], tuple[str, ...]]:
+        """Nothing: a pod per stage holds nothing once it ends."""
+        return {}
 
     def adopt(self, keys: Iterable[TaskKey], namespace: str | None = None) -> list[TaskKey]:
         """Take over the pods of ``keys`` launched by an earlier executor.

@@ -39,6 +39,17 @@ STAGE_LABELS = {
     **MANAGED_BY,
 }
 
+WORKER_LABELS = {
+    "app.kubernetes.io/name": "airflow-fate-worker",
+    "app.kubernetes.io/component": "gpu-worker",
+    "app.kubernetes.io/part-of": "airflow-fate",
+    **MANAGED_BY,
+}
+"""Labels of GPU worker pods (``kubernetes_mode = worker-pods``); the NetworkPolicy in
+``k8s/`` selects them."""
+NODE_LABEL = f"{PREFIX}/node"
+GPU_SET_LABEL = f"{PREFIX}/gpus"
+
 _LABEL_MAX = 63
 _LABEL_OK = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_BAD_CHARS = re.compile(r"[^-A-Za-z0-9_.]")
@@ -135,3 +146,26 @@ def executor_selector(executor_id: str) -> str:
 def task_selector(key: TaskKey) -> str:
     """Label selector matching the pod(s) of one try, whichever executor owns them."""
     return ",".join(f"{k}={v}" for k, v in sorted(task_labels(key).items()))
+
+
+def worker_pod_name(node: str, gpu_indices: tuple[int, ...]) -> str:
+    """Deterministic DNS-1123 name of the worker pod holding ``node``'s GPUs ``gpu_indices``.
+
+    One name per GPU set, so a 409 on create means the set already has its pod (adopt it)
+    and a restarted scheduler finds each set's pod by name as well as by label.
+    """
+    gpus = "-".join(str(i) for i in gpu_indices)
+    suffix = _digest(f"{node}\x00{gpus}", 8)
+    readable = _DNS_BAD_CHARS.sub("-", node.lower()).strip("-")
+    room = _LABEL_MAX - len("fate-worker-") - len(gpus) - len(suffix) - 2
+    readable = readable[: max(room, 0)].strip("-")
+    parts = ["fate-worker", readable, gpus, suffix] if readable else ["fate-worker", gpus, suffix]
+    return "-".join(parts)[:_LABEL_MAX].strip("-")
+
+
+def worker_selector(executor_id: str | None = None) -> str:
+    """Label selector of worker pods: one executor's, or (None) every executor's."""
+    terms = [f"{k}={v}" for k, v in WORKER_LABELS.items()]
+    if executor_id is not None:
+        terms.append(f"{EXECUTOR_LABEL}={label_value(executor_id)}")
+    return ",".join(terms)

@@ -78,7 +78,28 @@ class StagePodApi:
         )
         return _json(response)
 
+    def create_secret(self, namespace: str, secret: Json) -> None:
+        """Create a Secret (one attempt; the caller handles 409)."""
+        self._core.create_namespaced_secret(
+            namespace, secret, _request_timeout=self._timeout, _preload_content=False
+        )
+
     # -- everything else: retried --------------------------------------------------------
+
+    def read_secret(self, namespace: str, name: str) -> Json | None:
+        """The Secret, or ``None`` if it does not exist. Its data is never logged."""
+        try:
+            response = self._caller.call(
+                f"read secret {namespace}/{name}",
+                lambda: self._core.read_namespaced_secret(
+                    name, namespace, _request_timeout=self._timeout, _preload_content=False
+                ),
+            )
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _json(response)
 
     def own_claim(self, namespace: str, pod: Json) -> None:
         """Make ``pod`` own its claim so garbage collection deletes both (best effort)."""

@@ -32,7 +32,7 @@ from airflow_fate.errors import InputError
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.placement import reporting_command
 from airflow_fate.launch.kubernetes.settings import GpuMode, PodSettings
-from airflow_fate.launch.types import LaunchRequest
+from airflow_fate.launch.types import GpuPlacement, LaunchRequest
 
 BASE_CONTAINER = "base"
 CLAIM_REQUEST = "gpus"
@@ -126,7 +126,27 @@ def build_resource_claim(request: LaunchRequest, settings: PodSettings) -> Json:
     default) so the allocator confirms the group is co-located as the planner assumed.
     """
     _check_uuids(request, GpuMode.DRA)
-    placement = request.placement
+    pod = naming.pod_name(request.key)
+    return gpu_claim(
+        pod,
+        request.namespace or settings.namespace,
+        request.placement,
+        settings,
+        labels={**naming.STAGE_LABELS, **naming.task_labels(request.key)},
+        annotations={**naming.task_annotations(request.key), "airflow-fate/pod": pod},
+    )
+
+
+def gpu_claim(
+    pod: str,
+    namespace: str,
+    placement: GpuPlacement,
+    settings: PodSettings,
+    *,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> Json:
+    """The ResourceClaim of pod ``pod`` for exactly ``placement``'s GPUs (by UUID)."""
     uuids = ", ".join(json.dumps(u) for u in placement.gpu_uuids)
     expression = f"device.attributes[{json.dumps(settings.dra_attribute_domain)}].uuid in [{uuids}]"
     devices: Json = {
@@ -146,15 +166,14 @@ def build_resource_claim(request: LaunchRequest, settings: PodSettings) -> Json:
         devices["constraints"] = [
             {"requests": [CLAIM_REQUEST], "matchAttribute": settings.shard_match_attribute}
         ]
-    pod = naming.pod_name(request.key)
     return {
         "apiVersion": RESOURCE_API_VERSION,
         "kind": "ResourceClaim",
         "metadata": {
             "name": naming.claim_name(pod),
-            "namespace": request.namespace or settings.namespace,
-            "labels": {**naming.STAGE_LABELS, **naming.task_labels(request.key)},
-            "annotations": {**naming.task_annotations(request.key), "airflow-fate/pod": pod},
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
         },
         "spec": {"devices": devices},
     }
@@ -227,7 +246,7 @@ def _spec(
         claims = [c for c in base.get("resourceClaims") or [] if c.get("name") != CLAIM_REQUEST]
         claims.append({"name": CLAIM_REQUEST, "resourceClaimName": naming.claim_name(name)})
         spec["resourceClaims"] = claims
-    spec["volumes"] = _merge_named(base.get("volumes") or [], _volumes(settings))
+    spec["volumes"] = merge_named(base.get("volumes") or [], pod_volumes(settings))
     containers = [dict(c) for c in base.get("containers") or []]
     base_index = next(
         (i for i, c in enumerate(containers) if c.get("name") == BASE_CONTAINER), None
@@ -242,7 +261,7 @@ def _spec(
     return spec
 
 
-def _volumes(settings: PodSettings) -> list[Json]:
+def pod_volumes(settings: PodSettings) -> list[Json]:
     volumes: list[Json] = []
     if settings.model_cache_host_path:
         volumes.append(
@@ -261,7 +280,7 @@ def _volumes(settings: PodSettings) -> list[Json]:
     return volumes
 
 
-def _mounts(settings: PodSettings) -> list[Json]:
+def volume_mounts(settings: PodSettings) -> list[Json]:
     mounts: list[Json] = []
     if settings.model_cache_host_path:
         mounts.append({"name": "model-cache", "mountPath": settings.model_cache_mount_path})
@@ -307,14 +326,23 @@ def _container(base: Mapping[str, Any], request: LaunchRequest, settings: PodSet
     if mode is GpuMode.DEVICE_PLUGIN and settings.report_placement:
         command = reporting_command(command)
     container["args"] = list(command)
-    container["env"] = _merge_named(base.get("env") or [], _env(request, settings))
-    mounts = _mounts(settings)
+    container["env"] = merge_named(base.get("env") or [], _env(request, settings))
+    mounts = volume_mounts(settings)
     taken_paths = {m["mountPath"] for m in mounts}
     kept = [m for m in base.get("volumeMounts") or [] if m.get("mountPath") not in taken_paths]
-    container["volumeMounts"] = _merge_named(kept, mounts)
-    resources: Json = copy.deepcopy(dict(base.get("resources") or {}))
+    container["volumeMounts"] = merge_named(kept, mounts)
+    resources = gpu_resources(base.get("resources") or {}, mode, request.placement.k)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def gpu_resources(base: Mapping[str, Any], mode: GpuMode, k: int) -> Json:
+    """A container's ``resources`` with the GPU request of ``mode`` for ``k`` GPUs: the
+    device-plugin count, or the DRA claim (a template's own GPU count is dropped)."""
+    resources: Json = copy.deepcopy(dict(base))
     if mode is GpuMode.DEVICE_PLUGIN:
-        count = str(request.placement.k)
+        count = str(k)
         resources["limits"] = {**(resources.get("limits") or {}), GPU_RESOURCE: count}
         resources["requests"] = {**(resources.get("requests") or {}), GPU_RESOURCE: count}
     else:
@@ -324,12 +352,10 @@ def _container(base: Mapping[str, Any], request: LaunchRequest, settings: PodSet
     if mode is GpuMode.DRA:
         claims = [c for c in resources.get("claims") or [] if c.get("name") != CLAIM_REQUEST]
         resources["claims"] = [*claims, {"name": CLAIM_REQUEST}]
-    if resources:
-        container["resources"] = resources
-    return container
+    return resources
 
 
-def _merge_named(base: Iterable[Mapping[str, Any]], ours: Iterable[Json]) -> list[Json]:
+def merge_named(base: Iterable[Mapping[str, Any]], ours: Iterable[Json]) -> list[Json]:
     """Entries of ``base`` whose name we do not set, then ours (ours win on a name clash)."""
     mine = list(ours)
     names = {entry["name"] for entry in mine}

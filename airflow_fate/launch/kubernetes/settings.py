@@ -91,6 +91,43 @@ class RetrySettings(_Frozen):
     )
 
 
+class WorkerPodSettings(_Frozen):
+    """GPU worker pods (``[fate] kubernetes_mode = worker-pods``).
+
+    A worker pod is built like a stage pod (the same template, image, pinning, volumes)
+    but runs the task agent (``python -m airflow_fate.launch.agent``) with the device
+    worker beside it, and lives on from one stage to the next.
+    """
+
+    service_account: str = Field(
+        default="airflow-fate-worker", description="needs no API rights (k8s/base)"
+    )
+    agent_port: int = Field(default=8790, ge=1, le=65535, description="the agent's port")
+    secret_name: str = Field(
+        default="airflow-fate-agent",
+        min_length=1,
+        description="the Secret holding the agent key; the executor creates it if missing",
+    )
+    platform: Literal["cuda", "cpu"] = Field(
+        default="cuda",
+        description="cuda: the device worker runs on the pod's GPUs; cpu: virtual CPU "
+        "devices named by the GPUs' UUIDs (clusters without GPUs, tests)",
+    )
+    cpu_threads: int | None = Field(
+        default=None, ge=1, description="cpu platform: torch threads per device"
+    )
+    start_timeout_s: float = Field(
+        default=600.0, gt=0, description="pod created -> agent answering, else it is deleted"
+    )
+    agent_timeout_s: float = Field(default=5.0, gt=0, description="per request to an agent")
+    poll_interval_s: float = Field(
+        default=0.5, gt=0, description="how often the agents of busy pods are asked"
+    )
+    work_dir: str = Field(
+        default="/tmp/airflow-fate-agent", min_length=1, description="inside the pod"
+    )
+
+
 DEFAULT_FATAL_WAITING_REASONS = (
     "ErrImagePull",
     "ImagePullBackOff",
@@ -115,6 +152,7 @@ class LauncherSettings(_Frozen):
         unschedulable_timeout_s: fail a pod that stayed unschedulable this long (the pod
             is pinned to one node, so waiting forever would hide a planner/inventory
             mismatch); ``None`` waits forever.
+        worker: GPU worker pods (``kubernetes_mode = worker-pods``).
     """
 
     executor_id: str = Field(default="airflow-fate", min_length=1)
@@ -128,6 +166,7 @@ class LauncherSettings(_Frozen):
     )
     retry: RetrySettings = Field(default_factory=RetrySettings)
     pod: PodSettings = Field(default_factory=PodSettings)
+    worker: WorkerPodSettings = Field(default_factory=WorkerPodSettings)
 
 
 def load_settings(path: str | Path) -> LauncherSettings:

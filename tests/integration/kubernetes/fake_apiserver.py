@@ -5,7 +5,7 @@ building, JSON (de)serialisation, chunked watch parsing and error handling all r
 real. It implements the slice of the API the launcher and inventory discovery use, with
 the server behaviour that matters to them:
 
-* pods, configmaps, nodes and ``resource.k8s.io/v1`` resourceclaims: create (409 when the
+* pods, configmaps, secrets, nodes and ``resource.k8s.io/v1`` resourceclaims: create (409 when the
   name exists), get, list, delete, patch (merge, strategic-merge as merge, JSON Patch; a
   JSON-Patch content type with an object body is refused as the real server does);
 * label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``k``, ``!k``) and field
@@ -64,6 +64,7 @@ RESOURCES = {
     "pods": ResourceType("", "v1", "pods", "Pod", True),
     "configmaps": ResourceType("", "v1", "configmaps", "ConfigMap", True),
     "nodes": ResourceType("", "v1", "nodes", "Node", False),
+    "secrets": ResourceType("", "v1", "secrets", "Secret", True),
     "resourceclaims": ResourceType(
         "resource.k8s.io", "v1", "resourceclaims", "ResourceClaim", True
     ),
@@ -927,7 +928,7 @@ class FakeKubelet:
 
         return self.api.mutate("pods", namespace, name, change)
 
-    def run(self, namespace: str, name: str, log: str = "") -> Json:
+    def run(self, namespace: str, name: str, log: str = "", pod_ip: str = "10.0.0.7") -> Json:
         pod = self.api.get("pods", namespace, name)
         if pod is None:
             raise KeyError(name)
@@ -940,7 +941,7 @@ class FakeKubelet:
             status = p["status"]
             status["phase"] = "Running"
             status["startTime"] = now_rfc3339()
-            status["podIP"] = "10.0.0.7"
+            status["podIP"] = pod_ip
             status["containerStatuses"] = [
                 {
                     "name": c["name"],

@@ -11,11 +11,20 @@ a thread follows the fake server's pods and, for each new one,
   to the container as ``NVIDIA_VISIBLE_DEVICES`` (what the driver's CDI spec injects);
   a pod whose claim is missing stays Pending, as on a real node;
 * starts the base container's ``command`` + ``args`` as a subprocess (in its own
-  session) with a minimal environment plus the container's ``env``, marks the pod
+  session) with a minimal environment plus the container's ``env`` (literal values,
+  ``secretKeyRef`` from the server's Secrets, ``fieldRef`` for the pod's IP, name,
+  namespace and node), gives the pod an IP of its own on the loopback network
+  (``127.x.y.n``, so several pods can listen on one port, as pods do), marks the pod
   Running, and serves the process's output as the pod log;
 * marks the pod Succeeded or Failed with the process's exit code when it exits;
 * on graceful deletion (``deletionTimestamp``) stops the process group (SIGTERM, then
   SIGKILL after the pod's grace period, capped) and confirms the deletion.
+
+Like a container runtime, it ends *every* process of a pod when the pod ends, not only
+the main one: each pod's processes carry a marker in their environment (inherited by
+everything they start, whatever session), and the kubelet kills what still carries it
+after the main process is gone. `oom_kill` plays the kernel's out-of-memory killer on a
+pod (every process SIGKILLed, the pod Failed with ``OOMKilled``).
 
 A pod it cannot run (an ``env`` entry without a literal value, a missing executable)
 fails with ``RunContainerError`` and is listed in ``errors``. `stop` stops every process
@@ -24,8 +33,10 @@ it started; nothing outlives it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import random
 import re
 import signal
 import subprocess
@@ -38,6 +49,8 @@ from pathlib import Path
 from fake_apiserver import FakeApiServer, FakeKubelet, Json
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+POD_MARKER_ENV = "PROCESS_KUBELET_POD"
+"""Environment variable naming the pod in every process it runs (see the docstring)."""
 MAX_GRACE_S = 10.0
 """Cap on a deleted pod's grace period, so a stuck process cannot stall a test."""
 
@@ -70,6 +83,11 @@ class PodRun:
     popen: subprocess.Popen[bytes] = field(repr=False)
     exit_code: int | None = None
     killed: bool = False
+    ip: str = ""
+    marker: str = ""
+    uid: str = ""
+    reason: str = ""
+    """Why the kubelet ended it (``OOMKilled``), for the pod's status."""
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -104,12 +122,16 @@ class ProcessKubelet:
         self.nodes = nodes
         self.interval_s = interval_s
         self.runs: dict[tuple[str, str], PodRun] = {}
+        self.past_runs: list[PodRun] = []
+        """Runs of pods whose name a newer pod took (a worker pod created again)."""
         self.errors: list[str] = []
         self._states = FakeKubelet(api)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="process-kubelet", daemon=True)
         self._log_sizes: dict[tuple[str, str], int] = {}
         self._broken: set[tuple[str, str]] = set()
+        self._ip_prefix = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}."
+        self._next_ip = 2
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -124,10 +146,11 @@ class ProcessKubelet:
         with self.api.store.cond:
             self.api.store.cond.notify_all()
         self._thread.join(30)
-        for run in self.runs.values():
+        for run in [*self.past_runs, *self.runs.values()]:
             if run.popen.poll() is None:
                 _stop_group(run.popen, grace_s)
                 run.killed = True
+            _kill_marked(run.marker)
             run.exit_code = run.popen.returncode
 
     def __enter__(self) -> ProcessKubelet:
@@ -139,6 +162,15 @@ class ProcessKubelet:
     def alive(self) -> list[str]:
         """Pods whose process still runs."""
         return [run.name for run in self.runs.values() if run.popen.poll() is None]
+
+    def oom_kill(self, namespace: str, name: str) -> PodRun:
+        """Kill every process of a running pod as the out-of-memory killer would."""
+        run = self.runs[(namespace, name)]
+        run.reason = "OOMKilled"
+        _kill_marked(run.marker)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.popen.pid, signal.SIGKILL)
+        return run
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -161,6 +193,10 @@ class ProcessKubelet:
             meta = pod["metadata"]
             key = (meta["namespace"], meta["name"])
             run = self.runs.get(key)
+            if run is not None and run.uid != meta.get("uid"):
+                self.past_runs.append(self.runs.pop(key))  # a new pod with an old name
+                self._broken.discard(key)
+                run = None
             if meta.get("deletionTimestamp"):
                 self._delete(pod, run)
             elif run is None and key not in self._broken:
@@ -226,14 +262,25 @@ class ProcessKubelet:
         # Without ``command`` the image's entrypoint runs ``args``; the Airflow image's
         # entrypoint executes them, so ``args`` alone is the command line.
         argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        ip = f"{self._ip_prefix}{self._next_ip}"
         env = dict(self.base_env)
         for var in container.get("env") or []:
-            if "value" not in var:
-                raise ValueError(f"pod {name}: env {var.get('name')} has no literal value")
-            env[var["name"]] = var["value"]
+            if "value" in var:
+                env[var["name"]] = var["value"]
+                continue
+            value = self._value_from(pod, var, ip, node)
+            if value is None:
+                return  # a Secret not there yet: the container waits, as on a node
+            env[var["name"]] = value
+        self._next_ip += 1
+        marker = f"{ns}/{name}/{meta.get('uid', '')}"
+        env[POD_MARKER_ENV] = marker
         if devices:
             env["NVIDIA_VISIBLE_DEVICES"] = ",".join(devices)
         log_path = self.log_dir / f"{ns}_{name}.log"
+        again = sum(1 for r in self.past_runs if (r.namespace, r.name) == (ns, name))
+        if again:
+            log_path = log_path.with_suffix(f".{again}.log")
         with log_path.open("wb") as out:
             popen = subprocess.Popen(
                 argv,
@@ -244,8 +291,45 @@ class ProcessKubelet:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.runs[(ns, name)] = PodRun(ns, name, node, argv, env, devices, log_path, popen)
-        self._states.run(ns, name)
+        self.runs[(ns, name)] = PodRun(
+            ns,
+            name,
+            node,
+            argv,
+            env,
+            devices,
+            log_path,
+            popen,
+            ip=ip,
+            marker=marker,
+            uid=meta.get("uid", ""),
+        )
+        self._states.run(ns, name, pod_ip=ip)
+
+    def _value_from(self, pod: Json, var: Json, ip: str, node: str) -> str | None:
+        """An ``env`` entry's ``valueFrom``; None while its Secret does not exist."""
+        source = var.get("valueFrom") or {}
+        if "fieldRef" in source:
+            fields = {
+                "status.podIP": ip,
+                "metadata.name": pod["metadata"]["name"],
+                "metadata.namespace": pod["metadata"]["namespace"],
+                "spec.nodeName": node,
+            }
+            path = source["fieldRef"].get("fieldPath")
+            if path not in fields:
+                raise ValueError(f"env {var.get('name')}: unsupported fieldRef {path}")
+            return fields[path]
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            secret = self.api.get("secrets", pod["metadata"]["namespace"], ref["name"])
+            if secret is None:
+                return None
+            encoded = (secret.get("data") or {}).get(ref["key"])
+            if encoded is None:
+                raise ValueError(f"env {var.get('name')}: secret {ref['name']} has no {ref['key']}")
+            return base64.b64decode(encoded).decode("utf-8")
+        raise ValueError(f"env {var.get('name')} has no value the kubelet can resolve")
 
     def _refresh(self, run: PodRun) -> None:
         """Serve the output written so far as the pod log (``kubectl logs``)."""
@@ -259,6 +343,7 @@ class ProcessKubelet:
 
     def _finished(self, run: PodRun) -> None:
         run.exit_code = run.popen.returncode
+        _kill_marked(run.marker)  # the container ends with its main process
         pod = self.api.get("pods", run.namespace, run.name)
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             return
@@ -267,7 +352,7 @@ class ProcessKubelet:
             self._states.succeed(run.namespace, run.name)
         else:
             code = run.exit_code if run.exit_code > 0 else 128 - run.exit_code
-            self._states.fail(run.namespace, run.name, code=code)
+            self._states.fail(run.namespace, run.name, code=code, reason=run.reason or "Error")
 
     def _delete(self, pod: Json, run: PodRun | None) -> None:
         meta = pod["metadata"]
@@ -276,6 +361,8 @@ class ProcessKubelet:
             _stop_group(run.popen, min(grace, MAX_GRACE_S))
             run.killed = True
             run.exit_code = run.popen.returncode
+        if run is not None:
+            _kill_marked(run.marker)
         with self.api.store.cond:
             if self.api.store.objects.get(("pods", meta["namespace"], meta["name"])):
                 self.api.store.remove("pods", meta["namespace"], meta["name"])
@@ -326,6 +413,23 @@ def _stop_group(popen: subprocess.Popen[bytes], grace_s: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(wait_s)
             return
+
+
+def _kill_marked(marker: str) -> None:
+    """SIGKILL every process whose environment carries ``marker`` (a pod's leftovers)."""
+    if not marker:
+        return
+    needle = b"\0" + f"{POD_MARKER_ENV}={marker}".encode() + b"\0"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + (proc / "environ").read_bytes() + b"\0"
+        except OSError:
+            continue
+        if needle in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def image_environment(home: Path) -> dict[str, str]:

@@ -6,7 +6,9 @@ paths the kubelet also has are pinned down here.
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from k8s_testkit import (
     task_key,
     wait_until,
 )
-from process_kubelet import ProcessKubelet
+from process_kubelet import POD_MARKER_ENV, ProcessKubelet
 
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.settings import GpuMode
@@ -84,7 +86,12 @@ def test_pods_run_with_their_env_and_end_with_their_exit_code(
     terminated = bad["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 3
     assert apiserver.store.logs[(NAMESPACE, "bad")] == "failing\n"
-    assert process_kubelet.runs[(NAMESPACE, "ok")].env == {**process_kubelet.base_env, "WHO": "pod"}
+    ok_run = process_kubelet.runs[(NAMESPACE, "ok")]
+    assert ok_run.env == {
+        **process_kubelet.base_env,
+        "WHO": "pod",
+        POD_MARKER_ENV: f"{NAMESPACE}/ok/{ok['metadata']['uid']}",
+    }
 
 
 def test_a_pod_pinned_to_an_unknown_node_is_unschedulable_and_never_runs(
@@ -150,7 +157,7 @@ def test_a_pod_the_kubelet_cannot_run_fails_once(
 ) -> None:
     pod = _pod("secret", "true")
     pod["spec"]["containers"][0]["env"] = [
-        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+        {"name": "TOKEN", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
     ]
     apiserver.create("pods", pod)
     wait_until(lambda: _phase(apiserver, "secret") == "Failed")
@@ -161,3 +168,85 @@ def test_a_pod_the_kubelet_cannot_run_fails_once(
     assert not process_kubelet.runs
     assert len(process_kubelet.errors) == 1 and "TOKEN" in process_kubelet.errors[0]
     process_kubelet.errors.clear()
+
+
+def test_env_from_secrets_and_the_downward_api_and_an_ip_per_pod(
+    apiserver: FakeApiServer, process_kubelet: ProcessKubelet
+) -> None:
+    pods = []
+    for name in ("left", "right"):
+        pod = _pod(name, 'echo "$TOKEN $MY_IP $MY_NAME"')
+        pod["spec"]["containers"][0]["env"] = [
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "agent", "key": "token"}}},
+            {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ]
+        pods.append(apiserver.create("pods", pod))
+    time.sleep(0.5)
+    assert not process_kubelet.runs, "a container waits for its Secret"
+    secret = {
+        "metadata": {"name": "agent", "namespace": NAMESPACE},
+        "data": {"token": base64.b64encode(b"hush").decode()},
+    }
+    apiserver.create("secrets", secret)
+    wait_until(lambda: {_phase(apiserver, "left"), _phase(apiserver, "right")} == {"Succeeded"})
+    runs = [process_kubelet.runs[(NAMESPACE, name)] for name in ("left", "right")]
+    assert runs[0].ip != runs[1].ip and all(r.ip.startswith("127.") for r in runs)
+    for run in runs:
+        assert run.log() == f"hush {run.ip} {run.name}\n"
+    seen = apiserver.get("pods", NAMESPACE, "left")
+    assert seen is not None and seen["status"]["podIP"] == runs[0].ip
+
+
+def _orphan_pid(run_log: Path) -> int:
+    deadline = time.monotonic() + 10
+    while not run_log.read_text().strip():
+        assert time.monotonic() < deadline, "no orphan pid logged"
+        time.sleep(0.05)
+    return int(run_log.read_text().split()[0])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+# A child in a session of its own outlives its pod's main process unless the kubelet ends
+# every process of the pod, as a container runtime does.
+_ORPHAN = "setsid sleep 60 & echo $!; "
+
+
+def test_every_process_of_a_pod_ends_with_it(
+    apiserver: FakeApiServer, process_kubelet: ProcessKubelet
+) -> None:
+    apiserver.create("pods", _pod("short", _ORPHAN + "sleep 0.2"))
+    wait_until(lambda: _phase(apiserver, "short") == "Succeeded", timeout_s=15)
+    orphan = _orphan_pid(process_kubelet.runs[(NAMESPACE, "short")].log_path)
+    wait_until(lambda: _gone(orphan))
+
+    apiserver.create("pods", _pod("deleted", _ORPHAN + "sleep 60"))
+    wait_until(lambda: (NAMESPACE, "deleted") in process_kubelet.runs)
+    orphan = _orphan_pid(process_kubelet.runs[(NAMESPACE, "deleted")].log_path)
+    apiserver.delete("pods", NAMESPACE, "deleted", grace=1)
+    wait_until(lambda: apiserver.get("pods", NAMESPACE, "deleted") is None, timeout_s=15)
+    wait_until(lambda: _gone(orphan))
+
+
+def test_oom_kill_fails_the_pod_as_oomkilled(
+    apiserver: FakeApiServer, process_kubelet: ProcessKubelet
+) -> None:
+    apiserver.create("pods", _pod("hungry", _ORPHAN + "sleep 60"))
+    wait_until(lambda: _phase(apiserver, "hungry") == "Running")
+    run = process_kubelet.runs[(NAMESPACE, "hungry")]
+    orphan = _orphan_pid(run.log_path)
+    process_kubelet.oom_kill(NAMESPACE, "hungry")
+    wait_until(lambda: _phase(apiserver, "hungry") == "Failed", timeout_s=15)
+    pod = apiserver.get("pods", NAMESPACE, "hungry")
+    assert pod is not None
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
+    wait_until(lambda: _gone(orphan))

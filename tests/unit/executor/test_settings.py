@@ -89,6 +89,7 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
                 "cluster": str(cluster_file),
                 "models": "m.yaml",
                 "launcher": "kubernetes",
+                "kubernetes_mode": "pod-per-stage",
                 "kubernetes_settings": str(config / "launcher.yaml"),
                 "kubernetes_devices": str(devices),
             }
@@ -101,6 +102,53 @@ def test_kubernetes_backend_plugs_in_with_uuid_placements(tmp_path: Path) -> Non
     assert setup.cluster == load_cluster(cluster_file)
     where = setup.placement([1])
     assert (where.node, where.gpu_indices, where.gpu_uuids) == ("gpu-a", (1,), ("GPU-a-1",))
+
+
+def _kubernetes_settings(tmp_path: Path, launcher_yaml: Path, **more: str):  # type: ignore[no-untyped-def]
+    cluster_file = tmp_path / "cluster.yaml"
+    cluster_file.write_text(CLUSTER, encoding="utf-8")
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(DEVICES, encoding="utf-8")
+    values = {
+        "cluster": str(cluster_file),
+        "models": "m.yaml",
+        "launcher": "kubernetes",
+        "kubernetes_settings": str(launcher_yaml),
+        "kubernetes_devices": str(devices),
+        "worker_idle_s": "120",
+        **more,
+    }
+    return load_settings(_getter(values))
+
+
+def test_worker_pods_are_the_default_kubernetes_mode(tmp_path: Path) -> None:
+    pytest.importorskip("kubernetes")
+    from airflow_fate.launch.backends import build_backend
+    from airflow_fate.launch.kubernetes.worker_pods import WorkerPodLauncher
+
+    overlay = Path(__file__).resolve().parents[3] / "k8s" / "overlays" / "single-node"
+    s = _kubernetes_settings(tmp_path, overlay / "launcher.yaml")
+    assert s.kubernetes_mode == "worker-pods"
+    setup = build_backend(s, tmp_path)
+    assert isinstance(setup.launcher, WorkerPodLauncher)
+    assert setup.hosting.mode == "worker-pods" and setup.hosting.keeps_state
+    assert setup.hosting.worker_idle_s == 120.0
+    assert not setup.hosting.prestart, "pods start when work first lands on their GPUs"
+    assert setup.hosting.pod_start_s == setup.cluster.pod_start_s
+
+
+def test_worker_pods_refuse_device_plugin_pinning(tmp_path: Path) -> None:
+    from airflow_fate.launch.backends import build_backend
+
+    base = Path(__file__).resolve().parents[3] / "k8s" / "base" / "config" / "launcher.yaml"
+    s = _kubernetes_settings(tmp_path, base)
+    with pytest.raises(InputError, match=r"launcher\.yaml: pod\.gpu_mode: worker pods hold"):
+        build_backend(s, tmp_path)
+
+
+def test_unknown_kubernetes_mode_names_the_option() -> None:
+    with pytest.raises(InputError, match=r"\[fate\]: kubernetes_mode"):
+        load_settings(_getter({"cluster": "c", "models": "m", "kubernetes_mode": "daemonset"}))
 
 
 def test_kubernetes_backend_needs_its_files() -> None:

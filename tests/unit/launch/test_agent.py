@@ -40,13 +40,23 @@ class RecordingWorker:
 
     def __init__(self) -> None:
         self.starts = 0
+        self.asked = 0
         self.stopped = False
 
     def ensure_running(self) -> None:
-        self.starts += 1
+        if self.starts == 0:
+            self.starts += 1
 
-    def report(self, idle: bool) -> WorkerReport:
-        return WorkerReport(alive=self.starts > 0, pid=4242, resident=["smollm2"] if idle else [])
+    def alive(self) -> bool:
+        return self.starts > 0
+
+    def report(self) -> WorkerReport:
+        resident = ["smollm2"] if self.asked else []
+        return WorkerReport(alive=self.alive(), pid=4242, resident=resident)
+
+    def refresh_resident(self) -> bool:
+        self.asked += 1
+        return True
 
     def stop(self) -> None:
         self.stopped = True
@@ -194,7 +204,9 @@ def test_a_signed_task_runs_beside_the_device_worker(agent: TaskAgent, tmp_path:
     assert (env["FATE_NODE"], env["FATE_GPU_INDICES"]) == ("gpu-node-b", "1")
     assert env["FATE_DEVICE_IDS"] == "GPU-b-1" and env["CUDA_VISIBLE_DEVICES"] == ""
     assert not any("s3cret" in v for v in env.values()), "the secret never reaches a task"
-    assert state.worker.resident == ["smollm2"], "asked while no task used the worker"
+    assert agent.refresh(), "asked once no task uses the worker"
+    assert not agent.refresh(), "not again until something changed"
+    assert agent.state().worker.resident == ["smollm2"]
 
 
 def test_a_try_already_known_is_never_started_again(agent: TaskAgent, tmp_path: Path) -> None:
@@ -216,7 +228,7 @@ def test_failed_exit_codes_cancel_and_forget(agent: TaskAgent) -> None:
     assert report is not None and report.exit_code == 3
     running = agent.state().task(slow)
     assert running is not None and running.running
-    assert agent.state().worker.resident == [], "busy: the worker is not asked"
+    assert not agent.refresh(), "busy: the worker is not asked"
     agent.cancel([slow])
     report = wait_ended(agent, slow).task(slow)
     assert report is not None and report.exit_code is not None and report.exit_code < 0
