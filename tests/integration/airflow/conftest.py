@@ -6,17 +6,68 @@ home removed afterwards, and the test fails if any process started under it surv
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
 from airflow_fate.executor.store import PlacementRow
 
 RUN_TIMEOUT_S = 420.0
+DEMO_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One finished ``airflow-fate demo`` run whose Airflow home is kept for reading.
+
+    Attributes:
+        home: the kept AIRFLOW_HOME (its SQLite database holds the runs and placements).
+        doc: the ``--json`` result the demo wrote.
+        stdout: what the demo printed.
+        json_path: where ``doc`` was written.
+    """
+
+    home: Path
+    doc: dict[str, Any]
+    stdout: str
+    json_path: Path
+
+    @property
+    def runs(self) -> list[dict[str, str]]:
+        """``dag_id`` and ``run_id`` of every DAG run the demo triggered."""
+        return [{"dag_id": r["dag_id"], "run_id": r["run_id"]} for r in self.doc["dag_runs"]]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """The README's main job, run once per test session (it takes minutes on CPU).
+
+    The demo test checks what it printed and stored, the replay test replays its
+    database: both read the same run, and neither writes to it.
+    """
+    root = tmp_path_factory.mktemp("demo")
+    home, out = root / "home", root / "demo.json"
+    command = [sys.executable, "-m", "airflow_fate", "demo", "--json", str(out)]
+    command += ["--home", str(home), "--keep", "--timeout", "600"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False
+        )
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert not leftover_processes(str(home.resolve()))
+        yield DemoRun(home, json.loads(out.read_text()), done.stdout, out)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def leftover_processes(marker: str) -> list[str]:

@@ -1,7 +1,8 @@
 """``airflow-fate replay`` on the database of a real ``airflow-fate demo`` run.
 
-One demo run (SQLite, the example DAGs triggered together, FateExecutor with the fate
-policy, real small models) serves every test here. The replay must rebuild each run's
+The session's one demo run (SQLite, the example DAGs triggered together, FateExecutor with
+the fate policy, real small models; the `demo_run` fixture, shared with the demo test)
+serves every test here. The replay must rebuild each run's
 stages from the database, print a row for every registered policy, and replay the policy
 that ran within 15% of the measured makespan (the cost model's error on the demo).
 """
@@ -9,10 +10,8 @@ that ran within 15% of the measured makespan (the cost model's error on the demo
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ from typing import Any
 import pytest
 
 from airflow_fate.planner.registry import policy_names
-from tests.integration.airflow.conftest import leftover_processes
+from tests.integration.airflow.conftest import DemoRun
 
 pytestmark = pytest.mark.slow
 
-DEMO_TIMEOUT_S = 900
 CLI = [sys.executable, "-m", "airflow_fate"]
 MAX_MODEL_ERROR_PCT = 15.0
 
@@ -57,25 +55,11 @@ class Demo:
         )
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    root = tmp_path_factory.mktemp("replay")
-    home, out = root / "home", root / "demo.json"
-    try:
-        done = subprocess.run(
-            [*CLI, "demo", "--json", str(out), "--home", str(home), "--keep", "--timeout", "600"],
-            capture_output=True,
-            text=True,
-            timeout=DEMO_TIMEOUT_S,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        assert not leftover_processes(str(home.resolve()))
-        runs = json.loads(out.read_text())["dag_runs"]
-        assert {r["state"] for r in runs} == {"success"}
-        yield Demo(home, [{"dag_id": r["dag_id"], "run_id": r["run_id"]} for r in runs])
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture
+def demo(demo_run: DemoRun) -> Demo:
+    """The session's demo run (shared with the demo test), every run a success."""
+    assert {r["state"] for r in demo_run.doc["dag_runs"]} == {"success"}
+    return Demo(demo_run.home, demo_run.runs)
 
 
 def _report(demo: Demo, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
