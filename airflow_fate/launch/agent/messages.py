@@ -117,6 +117,8 @@ class WorkerReport(_Message):
         resident: model names it reported holding at ``checked_at``.
         checked_at: agent clock (seconds since the agent started) of that report; None
             when the worker was never idle long enough to ask.
+        current: whether ``resident`` is what the worker holds now: asked since the last
+            task started or ended, and no task runs (a running stage may load or evict).
     """
 
     alive: bool
@@ -124,6 +126,7 @@ class WorkerReport(_Message):
     restarts: int = Field(default=0, ge=0)
     resident: list[str] = Field(default_factory=list)
     checked_at: float | None = None
+    current: bool = False
 
 
 class AgentState(_Message):

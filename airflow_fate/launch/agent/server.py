@@ -266,12 +266,14 @@ class TaskAgent:
                 for k, pid, s in self.tasks.running()
             ]
             ended = list(self._ended.values())
+            current = not running and not self._stale
+        report = self.worker.report()
         return AgentState(
             pod=self.config.pod,
             node=self.config.node,
             gpu_indices=self.config.gpu_indices,
             gpu_uuids=self.config.gpu_uuids,
-            worker=self.worker.report(),
+            worker=report.model_copy(update={"current": current and report.checked_at is not None}),
             tasks=running + ended,
         )
 

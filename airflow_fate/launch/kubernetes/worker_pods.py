@@ -190,10 +190,11 @@ class WorkerPodLauncher:
         return {g for p in self._ready_pods() for g in self._global(p.placement)}
 
     def held_models(self) -> dict[tuple[int, ...], tuple[str, ...]]:
-        """What each ready pod's device worker said it holds, by global GPU set."""
+        """What each idle ready pod's device worker says it holds now, by global GPU set
+        (a pod running a task, or not asked since its last one, is left out)."""
         out: dict[tuple[int, ...], tuple[str, ...]] = {}
         for p in self._ready_pods():
-            if p.state is not None and p.state.worker.checked_at is not None:
+            if p.state is not None and p.state.worker.current:
                 out[self._global(p.placement)] = tuple(p.state.worker.resident)
         return out
 

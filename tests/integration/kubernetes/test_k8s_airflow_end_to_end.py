@@ -1,4 +1,5 @@
-"""End to end: real Airflow with ``[fate] launcher = kubernetes`` against the fake API server.
+"""End to end: real Airflow with ``[fate] launcher = kubernetes`` against the fake API server,
+in ``kubernetes_mode = pod-per-stage`` (worker pods: ``test_k8s_worker_pods_end_to_end``).
 
 The scheduler (a subprocess, with FateExecutor) finds the fake API server the way it
 finds a real cluster, through ``KUBECONFIG``; the launcher's settings, pod template and
@@ -69,6 +70,7 @@ def test_example_dag_runs_as_pods(mode: GpuMode, apiserver: FakeApiServer, tmp_p
     launcher_yaml = write_launcher_settings(config / "launcher.yaml", mode, template)
     fate = {
         "launcher": "kubernetes",
+        "kubernetes_mode": "pod-per-stage",
         "cluster": str(cluster),
         "kubernetes_settings": str(launcher_yaml),
         "kubernetes_devices": str(devices),

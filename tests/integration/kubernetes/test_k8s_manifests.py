@@ -15,9 +15,22 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_fate.launch.inventory import DiscoveryDefaults, parse_devices
+from airflow_fate.domain.cluster import Cluster, GpuType, Interconnect, NodeSpec
+from airflow_fate.launch.inventory import (
+    DiscoveryDefaults,
+    GpuDevice,
+    GpuDirectory,
+    Inventory,
+    parse_devices,
+)
 from airflow_fate.launch.kubernetes.podspec import build_pod, load_pod_template
 from airflow_fate.launch.kubernetes.settings import GpuMode, load_settings
+from airflow_fate.launch.kubernetes.worker_podspec import (
+    AGENT_PORT_NAME,
+    agent_config,
+    build_worker_objects,
+    worker_binding,
+)
 from airflow_fate.launch.types import GpuPlacement, LaunchRequest, TaskKey
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,6 +100,52 @@ def test_configmaps_load_with_the_launchers_own_loaders(
     assert pod["spec"]["serviceAccountName"] == "airflow-fate-stage"
     expected = {"prod": GpuMode.DRA, "single-node": GpuMode.ENV_PIN}[overlay]
     assert settings.pod.gpu_mode is expected
+    worker = _worker_pod(settings, template, node, entries[0].index, entries[0].uuid)
+    assert (
+        worker["spec"]["serviceAccountName"]
+        == _find(docs, "ServiceAccount", settings.worker.service_account)["metadata"]["name"]
+    )
+    [port] = [p for p in worker["spec"]["containers"][0]["ports"] if p["name"] == AGENT_PORT_NAME]
+    policy = _find(docs, "NetworkPolicy", "airflow-fate-worker-agent")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}], (
+        "the NetworkPolicy opens exactly the agent's port"
+    )
+    labels = worker["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    [secret] = [
+        e
+        for e in worker["spec"]["containers"][0]["env"]
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    ]
+    assert secret["valueFrom"]["secretKeyRef"]["name"] == settings.worker.secret_name
+
+
+def _worker_pod(
+    settings: Any, template: dict[str, Any], node: str, index: int, uuid: str
+) -> dict[str, Any]:
+    """The worker pod the launcher would create for one GPU of ``node``."""
+    gpu = GpuType(memory_gib=80, relative_speed=1.0)
+    cluster = Cluster(
+        gpu_types={"gpu": gpu},
+        interconnect=Interconnect(
+            host_to_gpu_gbps=25, nvlink_gbps=300, local_disk_gbps=3, remote_store_gbps=1
+        ),
+        nodes=[
+            NodeSpec(
+                name=node, gpu_type="gpu", gpu_count=index + 1, host_cache_gib=0, network_gbps=25
+            )
+        ],
+    )
+    devices = [
+        GpuDevice(node, i, uuid if i == index else f"GPU-other-{i}", f"0000:{i:02x}:00.0")
+        for i in range(index + 1)
+    ]
+    inventory = Inventory(cluster, GpuDirectory(devices))
+    placement = GpuPlacement(node, (index,), (uuid,))
+    binding = worker_binding(inventory, placement, settings.worker)
+    config = agent_config(placement, binding, settings, 600.0)
+    return build_worker_objects(config, settings, template).pod
 
 
 def test_rbac_grants_what_the_launcher_calls(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -104,6 +163,11 @@ def test_rbac_grants_what_the_launcher_calls(rendered: dict[str, list[dict[str, 
         assert ("resource.k8s.io", "resourceclaims", verb) in grants
     assert ("", "pods/log", "get") in grants
     assert ("", "configmaps", "get") in grants
+    assert ("", "secrets", "create") in grants
+    readable = [r for r in role["rules"] if "secrets" in r["resources"] and "get" in r["verbs"]]
+    assert [r.get("resourceNames") for r in readable] == [["airflow-fate-agent"]], (
+        "the launcher reads the agent key Secret and no other"
+    )
     cluster_role = _find(docs, "ClusterRole", "airflow-fate-launcher")
     resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert resources == {"nodes", "resourceslices", "deviceclasses"}
@@ -111,10 +175,30 @@ def test_rbac_grants_what_the_launcher_calls(rendered: dict[str, list[dict[str, 
     assert binding["subjects"][0]["namespace"] == "airflow-fate"
 
 
-def test_stage_service_account_has_no_token(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_stage_and_worker_service_accounts_have_no_token_and_no_rights(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
     for docs in rendered.values():
-        account = _find(docs, "ServiceAccount", "airflow-fate-stage")
-        assert account["automountServiceAccountToken"] is False
+        for name in ("airflow-fate-stage", "airflow-fate-worker"):
+            account = _find(docs, "ServiceAccount", name)
+            assert account["automountServiceAccountToken"] is False
+            bound = [
+                d
+                for d in docs
+                if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+                and any(s.get("name") == name for s in d.get("subjects") or [])
+            ]
+            assert not bound, f"{name} is bound to {bound}"
+
+
+def test_only_the_scheduler_may_reach_worker_agents(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for docs in rendered.values():
+        policy = _find(docs, "NetworkPolicy", "airflow-fate-worker-agent")
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        [rule] = policy["spec"]["ingress"]
+        assert rule["from"] == [{"podSelector": {"matchLabels": {"component": "scheduler"}}}]
 
 
 def test_dra_component_only_in_prod(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -140,8 +140,9 @@ def test_worker_pods_are_the_default_kubernetes_mode(tmp_path: Path) -> None:
 def test_worker_pods_refuse_device_plugin_pinning(tmp_path: Path) -> None:
     from airflow_fate.launch.backends import build_backend
 
-    base = Path(__file__).resolve().parents[3] / "k8s" / "base" / "config" / "launcher.yaml"
-    s = _kubernetes_settings(tmp_path, base)
+    launcher_yaml = tmp_path / "launcher.yaml"
+    launcher_yaml.write_text("pod: {gpu_mode: device-plugin}\n", encoding="utf-8")
+    s = _kubernetes_settings(tmp_path, launcher_yaml)
     with pytest.raises(InputError, match=r"launcher\.yaml: pod\.gpu_mode: worker pods hold"):
         build_backend(s, tmp_path)
 

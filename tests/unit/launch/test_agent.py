@@ -52,7 +52,8 @@ class RecordingWorker:
 
     def report(self) -> WorkerReport:
         resident = ["smollm2"] if self.asked else []
-        return WorkerReport(alive=self.alive(), pid=4242, resident=resident)
+        checked = 1.0 if self.asked else None
+        return WorkerReport(alive=self.alive(), pid=4242, resident=resident, checked_at=checked)
 
     def refresh_resident(self) -> bool:
         self.asked += 1
@@ -204,9 +205,11 @@ def test_a_signed_task_runs_beside_the_device_worker(agent: TaskAgent, tmp_path:
     assert (env["FATE_NODE"], env["FATE_GPU_INDICES"]) == ("gpu-node-b", "1")
     assert env["FATE_DEVICE_IDS"] == "GPU-b-1" and env["CUDA_VISIBLE_DEVICES"] == ""
     assert not any("s3cret" in v for v in env.values()), "the secret never reaches a task"
+    assert not state.worker.current, "not asked since the task ended"
     assert agent.refresh(), "asked once no task uses the worker"
     assert not agent.refresh(), "not again until something changed"
     assert agent.state().worker.resident == ["smollm2"]
+    assert agent.state().worker.current
 
 
 def test_a_try_already_known_is_never_started_again(agent: TaskAgent, tmp_path: Path) -> None:
