@@ -43,6 +43,7 @@ from airflow_fate.launch.types import (
     LaunchRequest,
     TaskEvent,
     TaskKey,
+    WorkerStarted,
     airflow_task_command,
 )
 from airflow_fate.operators.metadata import MetadataError, StageMetadata, read_metadata
@@ -433,6 +434,14 @@ class FateExecutor(BaseExecutor):
         assert rt is not None
         if isinstance(event, DevicesLost):
             self._devices_lost(event)
+            return
+        if isinstance(event, WorkerStarted):
+            corrected = rt.planner.observe_pod_start(event.seconds)
+            self.log.info(
+                "FATE: worker pod started in %.1f s; pod_start_s now %.1f s",
+                event.seconds,
+                corrected,
+            )
             return
         ti_key = self._ti_keys.get(event.key)
         if event.kind in (EventKind.RUNNING, EventKind.ADOPTED):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from airflow_fate.cost.estimator import CostModel
+from airflow_fate.cost.pod_start import PodStartCorrection
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.domain.models import ModelCatalog
@@ -105,6 +106,7 @@ class FrontierPlanner:
         self._detached = 0
         self._dirty = False
         self._wake_at: float | None = None
+        self._pod_start: PodStartCorrection | None = None
 
     # -- reading ---------------------------------------------------------------------
 
@@ -301,6 +303,15 @@ class FrontierPlanner:
             return None
         self._dirty = True
         return self.dispatch.finished(uid, now, run_s)
+
+    def observe_pod_start(self, seconds: float) -> float:
+        """A worker pod started in ``seconds``: correct the pod start figure; the new one."""
+        if self._pod_start is None:
+            self._pod_start = PodStartCorrection(self.state.hosting.pod_start_s)
+        corrected = self._pod_start.observe(seconds)
+        self.state.correct_pod_start(corrected)
+        self._dirty = True
+        return corrected
 
     def drop_worker(self, gpus: tuple[int, ...]) -> None:
         """The worker on ``gpus`` is gone with what it held (a worker pod lost mid-run)."""

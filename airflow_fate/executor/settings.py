@@ -109,9 +109,11 @@ class FateSettings(BaseModel):
     )
     kubernetes_mode: Literal["worker-pods", "pod-per-stage"] = Field(
         default="worker-pods",
-        description="kubernetes launcher: long-lived GPU worker pods that keep models and "
-        "prefix KV (worker-pods), or a fresh pod per task try (pod-per-stage)",
-        examples=["worker-pods", "pod-per-stage"],
+        description="Kubernetes launcher: `worker-pods` (one long-lived pod per GPU set runs "
+        "a device worker and a task agent, so models and prefix KV stay warm from one stage "
+        "to the next) or `pod-per-stage` (a fresh pod per task try, as Airflow's "
+        "KubernetesExecutor; nothing stays on the GPUs).",
+        examples=["pod-per-stage"],
     )
     kubernetes_settings: Path | None = Field(
         default=None,
@@ -165,7 +167,8 @@ class FateSettings(BaseModel):
     worker_idle_s: float = Field(
         default=DEFAULT_WORKER_IDLE_S,
         gt=0,
-        description="A device worker with no stage for this many seconds exits.",
+        description="A device worker (local process, or worker pod in Kubernetes "
+        "worker-pods mode) with no stage for this many seconds exits.",
         examples=[600.0],
     )
     detach_on_end: bool = Field(

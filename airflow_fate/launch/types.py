@@ -232,7 +232,17 @@ class DevicesLost:
     reason: str
 
 
-TaskEvent = LaunchEvent | DevicesLost
+@dataclass(frozen=True, slots=True)
+class WorkerStarted:
+    """A worker pod for ``node``'s GPUs ``gpu_indices`` took work ``seconds`` after it was
+    asked for: a measured pod start, which corrects the cost model's ``pod_start_s``."""
+
+    node: str
+    gpu_indices: tuple[int, ...]
+    seconds: float
+
+
+TaskEvent = LaunchEvent | DevicesLost | WorkerStarted
 """What a task launcher (the executor's) reports."""
 
 

@@ -424,6 +424,10 @@ class ClusterState:
             self.cluster.nodes[node].host_cache_gib,
         )
 
+    def correct_pod_start(self, pod_start_s: float) -> None:
+        """Price pod starts at ``pod_start_s`` from now on (measured, `PodStartCorrection`)."""
+        self.hosting = replace(self.hosting, pod_start_s=pod_start_s)
+
     def drop_worker(self, gpus: tuple[int, ...]) -> None:
         """The worker holding ``gpus`` is gone (deleted, evicted, killed, node lost).
 

@@ -63,6 +63,7 @@ from airflow_fate.launch.types import (
     LaunchRequest,
     TaskEvent,
     TaskKey,
+    WorkerStarted,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class _Pod:
     next_check: float = 0.0
     state: AgentState | None = None
     pending_reason: str = ""
+    asked_at: float | None = None
+    """When this launcher decided to create it (None for a pod taken over)."""
 
     @property
     def node(self) -> str:
@@ -335,7 +338,7 @@ class WorkerPodLauncher:
         except ValueError as exc:
             self._fail_waiting(placement, config.pod, f"invalid worker pod: {exc}")
             return
-        pod = _Pod(config.pod, placement, objects)
+        pod = _Pod(config.pod, placement, objects, asked_at=self._clock())
         self._pods[pod.name] = pod
         self.pool.created(pod.name, gpu_set(placement), self._clock())
         self._attempt_create(pod)
@@ -592,6 +595,9 @@ class WorkerPodLauncher:
         if worker.phase is WorkerPhase.STARTING:
             self.pool.ready(pod.name, now)
             pod.ever_ready = True
+            if pod.asked_at is not None:
+                seconds = round(now - pod.asked_at, 3)
+                self._events.append(WorkerStarted(pod.node, pod.placement.gpu_indices, seconds))
             log.info(
                 "worker pod %s is ready (%s GPUs %s)",
                 pod.name,

@@ -41,6 +41,7 @@ from airflow_fate.launch.types import (
     LaunchRequest,
     TaskEvent,
     TaskKey,
+    WorkerStarted,
 )
 
 E = EventKind
@@ -180,12 +181,15 @@ def test_tasks_on_one_gpu_share_one_worker_pod(
     launcher.launch(request(first, (1,), 'echo "$FATE_WORKER_SOCKET $FATE_DEVICE_IDS"'))
     events = wait_events(launcher, ended(first))
     assert [e.kind for e in of(events, first)] == [E.RUNNING, E.SUCCEEDED]
+    [started] = [e for e in events if isinstance(e, WorkerStarted)]
+    assert (started.node, started.gpu_indices) == (NODE, (1,)) and started.seconds > 0
     running = of(events, first)[0]
     name = naming.worker_pod_name(NODE, (1,))
     assert (running.pod_name, running.node, running.gpu_uuids) == (name, NODE, ("GPU-a-1",))
 
     launcher.launch(request(second, (1,), "exit 3"))
     events = wait_events(launcher, ended(second))
+    assert not [e for e in events if isinstance(e, WorkerStarted)], "the pod was reused"
     [failed] = [e for e in of(events, second) if e.kind is E.FAILED]
     assert failed.reason == f"task process in worker pod {name} on node {NODE} exited with code 3"
     assert created_pods(apiserver) == [name], "one pod served both tasks"
