@@ -32,7 +32,7 @@ from fake_apiserver import FakeApiServer, Json
 from k8s_testkit import write_kubeconfig
 from process_kubelet import PodRun, ProcessKubelet, image_environment
 
-from airflow_fate.demo.environment import DAGS_FOLDER, AirflowEnvironment
+from airflow_fate.demo.environment import AirflowEnvironment
 from airflow_fate.demo.inputs import CLUSTER
 from airflow_fate.executor.store import PlacementRow
 from airflow_fate.launch.kubernetes import naming
@@ -244,7 +244,7 @@ def write_pod_template(path: Path, env: AirflowEnvironment) -> None:
     """
     variables = {
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{env.port}/execution/",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(env.dags_folder),
         "AIRFLOW__FATE__MODELS": str(env.inputs.models),
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
@@ -296,4 +296,8 @@ def failure_report(env: AirflowEnvironment, kubelet: ProcessKubelet) -> str:
     scheduler = env.logs / "scheduler.log"
     if scheduler.exists():
         lines.append(f"--- scheduler:\n{scheduler.read_text(errors='replace')[-3000:]}")
+    for task_log in sorted((env.home / "logs").rglob("*.log"))[-4:]:
+        lines.append(
+            f"--- task log {task_log.name}:\n{task_log.read_text(errors='replace')[-2000:]}"
+        )
     return "\n".join(lines)

@@ -40,7 +40,6 @@ from test_k8s_airflow_end_to_end import (
     NODES,
     TASKS,
     created_objects,
-    failure_report,
     history,
     uuid_of,
     wait_until,
@@ -48,6 +47,7 @@ from test_k8s_airflow_end_to_end import (
     write_launcher_settings,
     write_pod_template,
 )
+from test_k8s_airflow_end_to_end import failure_report as pod_failure_report
 
 from airflow_fate.demo.environment import free_port
 from airflow_fate.executor.store import PlacementRow
@@ -338,15 +338,10 @@ def test_a_worker_pod_deleted_mid_stage_fails_the_try_and_the_retry_succeeds(
         write_pod_template(cluster.template, env)
         start(env)
         runs = env.trigger(["fate_worker_pod_retry"])
-        started = "started fate_worker_pod_retry.answer"
-
-        def the_stage_runs() -> PodRun | None:
-            return next((r for r in cluster.kubelet.runs.values() if started in r.log()), None)
-
-        wait_for(lambda: the_stage_runs() is not None)
-        victim = the_stage_runs()
-        assert victim is not None
-        time.sleep(2.0)  # inside the task: the Task SDK starting, the model loading
+        answer = (runs[0].dag_id, runs[0].run_id, "answer")
+        wait_for(lambda: env.task_states(runs).get(answer) == "running")
+        time.sleep(1.0)  # the task runs its stage: the model is loading in the device worker
+        [victim] = [r for r in cluster.kubelet.runs.values() if r.popen.poll() is None]
         apiserver.delete("pods", NAMESPACE, victim.name, grace=1)
 
         [final] = env.wait_runs(runs, RUN_TIMEOUT_S)
@@ -365,6 +360,19 @@ def test_a_worker_pod_deleted_mid_stage_fails_the_try_and_the_retry_succeeds(
     assert retry.predicted["load"] > 0, "the planner dropped the lost pod's state"
     pods = [p["metadata"]["name"] for p in created_objects(apiserver, "pods")]
     assert len(pods) == 2, "the retry got a new pod"
+
+
+def failure_report(env: Any, kubelet: ProcessKubelet) -> str:
+    """The pod-per-stage report plus what ran inside the worker pods: each task
+    process's output and each device worker's log (under the agents' work directory)."""
+    lines = [pod_failure_report(env, kubelet)]
+    for run in [*kubelet.past_runs, *kubelet.runs.values()]:
+        config = json.loads(run.env.get("FATE_AGENT_CONFIG", "{}"))
+        pod_dir = Path(config.get("work_dir", "/nonexistent")) / run.name
+        for log in sorted(pod_dir.glob("*.log")) + sorted(pod_dir.glob("tasks/*.log")):
+            text = log.read_text(errors="replace")[-2500:]
+            lines.append(f"--- {run.name} {log.relative_to(pod_dir)}:\n{text}")
+    return "\n".join(lines)
 
 
 def wait_for(condition: Any, timeout_s: float = 240.0) -> None:
