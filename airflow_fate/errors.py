@@ -7,6 +7,10 @@ exit with code 2 instead of showing a traceback.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
+
 
 class InputError(Exception):
     """A user-supplied file (or value) is invalid.
@@ -35,3 +39,24 @@ class UnrunStagesError(SimulationError):
     Unlike its parent (a policy bug, which keeps its traceback), this is an outcome a
     user can act on: a model that fits no node, a policy that cannot place a layout.
     """
+
+
+_PLAIN_KEY = re.compile(r"[^\s\[\]\"']+")
+
+
+def format_loc(loc: Sequence[int | str]) -> str:
+    """Render a pydantic error location as ``a.b[3].c``.
+
+    A key a reader could not find as written (empty, or holding spaces, line breaks,
+    brackets or quotes) is quoted as ``a["two words"]``, so the path stays on one line
+    and names exactly one spot.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            out += f"[{json.dumps(part)}]"
+        else:
+            out += f".{part}" if out else part
+    return out

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from airflow_fate.atomic_file import write_atomically
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
-from airflow_fate.domain.loaders import _read_document, _validate
+from airflow_fate.domain.loaders import read_document, validate_document
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.plan import StageCost
 from airflow_fate.errors import InputError
@@ -81,7 +81,7 @@ class CorrectionStore:
         p = Path(path)
         if not p.exists():
             return cls()
-        doc = _validate(CorrectionFile, _read_document(p), str(p))
+        doc = validate_document(CorrectionFile, read_document(p), str(p))
         if doc.version != FORMAT_VERSION:
             raise InputError(str(p), "version", f"unsupported version {doc.version}")
         return cls(doc.entries)

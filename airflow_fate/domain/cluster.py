@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = 1
 
+MAX_NODE_GPUS = 1024
+"""Most GPUs one node may declare: more than any machine has (an NVL72 rack is 72), low
+enough that a typo such as ``gpu_count: 80000000`` is refused instead of building a
+GPU table that exhausts memory (found by fuzzing)."""
+
 DEFAULT_POD_START_S = 5.0
 """Seconds from creating a GPU pod to its worker taking work, when ``cluster.yaml`` does not
 say: scheduling, container start with the image already on the node, and the worker's
@@ -20,7 +25,9 @@ Python and torch imports. Measure yours (pod created -> Ready) and set ``pod_sta
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are typos; ``.inf`` and ``.nan`` are never a size, rate or count."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GpuType(_Strict):
@@ -55,7 +62,7 @@ class NodeSpec(_Strict):
 
     name: str = Field(min_length=1)
     gpu_type: str
-    gpu_count: int = Field(gt=0)
+    gpu_count: int = Field(gt=0, le=MAX_NODE_GPUS)
     nvlink: bool = False
     host_cache_gib: float = Field(ge=0)
     network_gbps: float = Field(gt=0)

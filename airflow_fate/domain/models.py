@@ -9,12 +9,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airflow_fate.domain.cluster import FORMAT_VERSION, Cluster
+from airflow_fate.errors import format_loc
 
 GIB = 1024**3
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RateOverride(_Strict):
@@ -72,7 +73,7 @@ class ModelCatalog(_Strict):
                     if gpu_type not in cluster.gpu_types:
                         errors.append(
                             (
-                                f"models.{name}.per_gpu_type.{gpu_type}",
+                                format_loc(["models", name, "per_gpu_type", gpu_type]),
                                 f"unknown gpu_type {gpu_type!r}",
                             )
                         )

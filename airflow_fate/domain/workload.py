@@ -14,7 +14,7 @@ from airflow_fate.domain.shards import memory_per_gpu_gib, shard_degrees
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PrefixSpec(_Strict):

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_fate.domain.cluster import Cluster
-from airflow_fate.domain.loaders import _read_document, _validate
+from airflow_fate.domain.loaders import read_document, validate_document
 from airflow_fate.domain.models import GIB
 from airflow_fate.errors import InputError
 from airflow_fate.runtime.binding import DeviceBinding
@@ -45,7 +45,7 @@ _SMI_TIMEOUT_S = 15.0
 class DeviceSpec(BaseModel):
     """One physical (or virtual) device of this machine."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     platform: Literal["cpu", "cuda"]
     id: str | None = Field(default=None, min_length=1, description="defaults: UUID, cpuN")
@@ -59,7 +59,7 @@ class DeviceSpec(BaseModel):
 class DeviceList(BaseModel):
     """The ``inventory.yaml`` document: this machine's devices, in cluster GPU order."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: int = FORMAT_VERSION
     devices: list[DeviceSpec] = Field(min_length=1)
@@ -68,7 +68,7 @@ class DeviceList(BaseModel):
 def load_devices(path: str | Path) -> DeviceList:
     """Load and check an ``inventory.yaml`` (errors name the file and field)."""
     p = Path(path)
-    inventory = _validate(DeviceList, _read_document(p), str(p))
+    inventory = validate_document(DeviceList, read_document(p), str(p))
     if inventory.version != FORMAT_VERSION:
         raise InputError(str(p), "version", f"unsupported version {inventory.version}; expected 1")
     for i, dev in enumerate(inventory.devices):

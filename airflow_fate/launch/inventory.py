@@ -22,11 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_fate.domain.cluster import Cluster, GpuType, Interconnect, NodeSpec
-from airflow_fate.domain.loaders import format_loc, load_cluster
+from airflow_fate.domain.loaders import (
+    format_loc,
+    load_cluster,
+    parse_text,
+    read_text,
+    validate_document,
+)
 from airflow_fate.errors import InputError
 from airflow_fate.launch.types import GpuPlacement
 
@@ -39,7 +44,7 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceEntry(_Strict):
@@ -164,32 +169,12 @@ class Inventory:
 def _validate(model: type[_M], data: Any, source: str) -> _M:
     if data is None:
         raise InputError(source, "", "document is empty")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(source, format_loc(first["loc"]), first["msg"]) from None
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(source, "", f"malformed YAML: {exc}") from None
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), "", "file not found") from None
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot read file: {exc.strerror or exc}") from None
+    return validate_document(model, data, source)
 
 
 def parse_devices(text: str, source: str) -> DevicesDoc:
     """Parse and check a ``devices.yaml`` document."""
-    doc = _validate(DevicesDoc, _parse_yaml(text, source), source)
+    doc = _validate(DevicesDoc, parse_text(text, source), source)
     if doc.version != DEVICES_FORMAT_VERSION:
         raise InputError(source, "version", f"unsupported version {doc.version}; expected 1")
     return doc
@@ -200,12 +185,12 @@ def _directory(doc: DevicesDoc, counts: Mapping[str, int], source: str) -> GpuDi
     for node, count in counts.items():
         entries = doc.nodes.get(node)
         if entries is None:
-            raise InputError(source, f"nodes.{node}", f"missing: node has {count} GPUs")
+            raise InputError(source, format_loc(["nodes", node]), f"missing: node has {count} GPUs")
         indices = sorted(e.index for e in entries)
         if indices != list(range(count)):
             raise InputError(
                 source,
-                f"nodes.{node}",
+                format_loc(["nodes", node]),
                 f"GPU indices {indices} do not match the node's {count} GPUs (0..{count - 1})",
             )
         devices.extend(GpuDevice(node, e.index, e.uuid, e.pci_bus_id) for e in entries)
@@ -219,7 +204,7 @@ def load_inventory(cluster_path: str | Path, devices_path: str | Path) -> Invent
     """An `Inventory` from a ``cluster.yaml`` and a ``devices.yaml`` beside it."""
     cluster = load_cluster(cluster_path)
     dpath = Path(devices_path)
-    doc = parse_devices(_read(dpath), str(dpath))
+    doc = parse_devices(read_text(dpath), str(dpath))
     counts = {n.name: n.gpu_count for n in cluster.nodes}
     return Inventory(cluster=cluster, devices=_directory(doc, counts, str(dpath)))
 
@@ -232,7 +217,7 @@ def _gfd_labels(node: Mapping[str, Any], source: str) -> tuple[str, str, float, 
         return None
     where = f"node {name}"
     try:
-        count = int(labels[GFD_COUNT])
+        count = int(str(labels[GFD_COUNT]))  # label values are text; a count says so
     except ValueError:
         raise InputError(
             source, where, f"label {GFD_COUNT}={labels[GFD_COUNT]!r} is not a number"
@@ -243,13 +228,16 @@ def _gfd_labels(node: Mapping[str, Any], source: str) -> tuple[str, str, float, 
     if not product:
         raise InputError(source, where, f"label {GFD_PRODUCT} is missing")
     try:
-        memory_gib = int(labels[GFD_MEMORY_MIB]) / 1024
+        memory_mib = int(str(labels[GFD_MEMORY_MIB]))
     except KeyError:
         raise InputError(source, where, f"label {GFD_MEMORY_MIB} is missing") from None
     except ValueError:
+        memory_mib = 0
+    if memory_mib <= 0:
         raise InputError(
             source, where, f"label {GFD_MEMORY_MIB}={labels[GFD_MEMORY_MIB]!r} is not MiB"
-        ) from None
+        )
+    memory_gib = memory_mib / 1024
     return name, str(product), memory_gib, count
 
 
@@ -271,7 +259,7 @@ def inventory_from_nodes(
         source: names the ConfigMap in errors, e.g. ``configmap airflow-fate/inventory``.
     """
     defaults = _validate(
-        DiscoveryDefaults, _parse_yaml(defaults_yaml, f"{source}: cluster.yaml"), source
+        DiscoveryDefaults, parse_text(defaults_yaml, f"{source}: cluster.yaml"), source
     )
     doc = parse_devices(devices_yaml, f"{source}: devices.yaml")
     found: list[tuple[str, str, float, int]] = []

@@ -21,6 +21,15 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from pydantic import ValidationError
 
 from airflow_fate.domain.workload import PrefixSpec
+from airflow_fate.operators.arguments import (
+    StageArgumentError,
+    counts,
+    for_task,
+    number,
+    templates,
+    text,
+    whole,
+)
 from airflow_fate.operators.metadata import FATE_KEY, StageMetadata, first_error
 from airflow_fate.operators.stage import (
     MEASURED_XCOM_KEY,
@@ -34,6 +43,10 @@ from airflow_fate.runtime.protocol import EmbedTask, GenerateTask, RerankTask, S
 
 DEFAULT_CONTEXT_TOKENS = 64
 """Tokens assumed for templated upstream text when estimating a prompt's size."""
+
+_ARGUMENT_OF_FIELD = {"output_tokens": "max_new_tokens", "prefix": "input_tokens"}
+"""The argument behind a metadata field where the two differ: generated tokens come from
+``max_new_tokens``, and a prefix longer than the input means ``input_tokens`` is short."""
 
 
 class _FateStageOperator(BaseOperator):
@@ -65,7 +78,9 @@ class _FateStageOperator(BaseOperator):
             )
         except ValidationError as exc:
             loc, msg = first_error(exc)
-            raise ValueError(f"{loc}: {msg}" if loc else msg) from None
+            field = loc.split(".", 1)[0].split("[", 1)[0]
+            argument = _ARGUMENT_OF_FIELD.get(field, field)
+            raise StageArgumentError(argument, f"{loc}: {msg}" if loc else msg) from None
         config = dict(kwargs.pop("executor_config", None) or {})
         config[FATE_KEY] = metadata.as_executor_config()[FATE_KEY]
         super().__init__(executor_config=config, **kwargs)
@@ -137,10 +152,16 @@ class LLMStageBase(_FateStageOperator):
         temperature: float = 0.0,
         **kwargs: Any,
     ) -> None:
+        text("system_prompt", system_prompt, optional=True)
+        text("system_prefix_id", system_prefix_id, optional=True, empty=False)
         if system_prefix_id is not None and not system_prompt:
-            raise ValueError("system_prefix_id= needs system_prompt=")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens= must be >= 1, got {max_new_tokens}")
+            raise StageArgumentError("system_prefix_id", "system_prefix_id= needs system_prompt=")
+        whole("max_new_tokens", max_new_tokens, 1)
+        whole("input_tokens", input_tokens, 0, optional=True)
+        whole("context_tokens", context_tokens, 0)
+        number("output_mb", output_mb, 0.0, optional=True)
+        number("temperature", temperature, 0.0)
+        prompt_tokens = counts("prompt_tokens", prompt_tokens)
         system_tokens = estimate_tokens(system_prompt) if system_prompt else 0
         estimate = sum(system_tokens + tokens + context_tokens for tokens in prompt_tokens)
         prefix = (
@@ -213,25 +234,32 @@ class LLMStageOperator(LLMStageBase):
         temperature: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        if (prompt is None) == (prompts is None):
-            raise ValueError("give exactly one of prompt= or prompts=")
-        batch = [prompt] if prompt is not None else list(prompts or [])
-        if not batch:
-            raise ValueError("prompts= must not be empty")
-        super().__init__(
-            model=model,
-            prompt_tokens=[estimate_tokens(p) for p in batch],
-            system_prompt=system_prompt,
-            system_prefix_id=system_prefix_id,
-            max_new_tokens=max_new_tokens,
-            input_tokens=input_tokens,
-            context_tokens=context_tokens,
-            output_mb=output_mb,
-            min_shards=min_shards,
-            max_shards=max_shards,
-            temperature=temperature,
-            **kwargs,
-        )
+        with for_task(kwargs.get("task_id")):
+            if (prompt is None) == (prompts is None):
+                raise StageArgumentError("prompt", "give exactly one of prompt= or prompts=")
+            if prompt is not None:
+                batch = [text("prompt", prompt) or ""]
+            elif isinstance(prompts, str):
+                reason = "prompts= must be a list of strings (one prompt goes in prompt=)"
+                raise StageArgumentError("prompts", reason)
+            else:
+                batch = templates("prompts", prompts)
+            if not batch:
+                raise StageArgumentError("prompts", "prompts= must not be empty")
+            super().__init__(
+                model=model,
+                prompt_tokens=[estimate_tokens(p) for p in batch],
+                system_prompt=system_prompt,
+                system_prefix_id=system_prefix_id,
+                max_new_tokens=max_new_tokens,
+                input_tokens=input_tokens,
+                context_tokens=context_tokens,
+                output_mb=output_mb,
+                min_shards=min_shards,
+                max_shards=max_shards,
+                temperature=temperature,
+                **kwargs,
+            )
         self.prompt = prompt
         self.prompts = prompts
 
@@ -263,6 +291,11 @@ class EmbeddingStageBase(_FateStageOperator):
         decimals: int = 5,
         **kwargs: Any,
     ) -> None:
+        whole("input_tokens", input_tokens, 0, optional=True)
+        whole("context_tokens", context_tokens, 0)
+        number("output_mb", output_mb, 0.0, optional=True)
+        whole("decimals", decimals, 0)
+        text_tokens = counts("text_tokens", text_tokens)
         estimate = sum(tokens + context_tokens for tokens in text_tokens) or 1
         super().__init__(
             model=model,
@@ -304,16 +337,17 @@ class EmbeddingOperator(EmbeddingStageBase):
         decimals: int = 5,
         **kwargs: Any,
     ) -> None:
-        items = [texts] if isinstance(texts, str) else list(texts)
-        super().__init__(
-            model=model,
-            text_tokens=[estimate_tokens(t) for t in items],
-            input_tokens=input_tokens,
-            context_tokens=context_tokens,
-            output_mb=output_mb,
-            decimals=decimals,
-            **kwargs,
-        )
+        with for_task(kwargs.get("task_id")):
+            items = templates("texts", texts)
+            super().__init__(
+                model=model,
+                text_tokens=[estimate_tokens(t) for t in items],
+                input_tokens=input_tokens,
+                context_tokens=context_tokens,
+                output_mb=output_mb,
+                decimals=decimals,
+                **kwargs,
+            )
         self.texts = texts
 
     def execute(self, context: Context) -> list[list[float]]:
@@ -344,8 +378,12 @@ class RerankStageBase(_FateStageOperator):
         output_mb: float | None = None,
         **kwargs: Any,
     ) -> None:
-        if top_k < 1:
-            raise ValueError(f"top_k= must be >= 1, got {top_k}")
+        whole("top_k", top_k, 1)
+        whole("input_tokens", input_tokens, 0, optional=True)
+        whole("context_tokens", context_tokens, 0)
+        number("output_mb", output_mb, 0.0, optional=True)
+        query_tokens = whole("query_tokens", query_tokens, 0) or 0
+        document_tokens = counts("document_tokens", document_tokens)
         estimate = query_tokens + sum(tokens + context_tokens for tokens in document_tokens)
         super().__init__(
             model=model,
@@ -392,17 +430,18 @@ class RerankOperator(RerankStageBase):
         output_mb: float | None = None,
         **kwargs: Any,
     ) -> None:
-        items = [documents] if isinstance(documents, str) else list(documents)
-        super().__init__(
-            model=model,
-            query_tokens=estimate_tokens(query),
-            document_tokens=[estimate_tokens(d) for d in items],
-            top_k=top_k,
-            input_tokens=input_tokens,
-            context_tokens=context_tokens,
-            output_mb=output_mb,
-            **kwargs,
-        )
+        with for_task(kwargs.get("task_id")):
+            items = templates("documents", documents)
+            super().__init__(
+                model=model,
+                query_tokens=estimate_tokens(text("query", query) or ""),
+                document_tokens=[estimate_tokens(d) for d in items],
+                top_k=top_k,
+                input_tokens=input_tokens,
+                context_tokens=context_tokens,
+                output_mb=output_mb,
+                **kwargs,
+            )
         self.query = query
         self.documents = documents
 

@@ -13,9 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from airflow_fate.domain.loaders import format_loc
+from airflow_fate.domain.loaders import describe_error
 from airflow_fate.domain.workload import PrefixSpec, StageSpec
 
 FATE_KEY = "fate"
@@ -37,7 +44,7 @@ class StageMetadata(BaseModel):
         max_shards: most GPUs the stage may run on (None: the model's figure).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: int = METADATA_VERSION
     model: str = Field(min_length=1)
@@ -48,19 +55,35 @@ class StageMetadata(BaseModel):
     min_shards: int | None = Field(default=None, ge=1)
     max_shards: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> StageMetadata:
-        if self.version != METADATA_VERSION:
-            raise ValueError(f"unsupported version {self.version}; expected {METADATA_VERSION}")
-        if self.prefix is not None and self.prefix.tokens > self.input_tokens:
+    # Field validators rather than one model validator, so that an error names its field
+    # (``executor_config["fate"].max_shards``); each sees the fields declared before it.
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != METADATA_VERSION:
+            raise ValueError(f"unsupported version {version}; expected {METADATA_VERSION}")
+        return version
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_within_input(
+        cls, prefix: PrefixSpec | None, info: ValidationInfo
+    ) -> PrefixSpec | None:
+        input_tokens = info.data.get("input_tokens")
+        if prefix is not None and input_tokens is not None and prefix.tokens > input_tokens:
             raise ValueError(
-                f"prefix.tokens ({self.prefix.tokens}) exceeds input_tokens ({self.input_tokens})"
+                f"prefix.tokens ({prefix.tokens}) exceeds input_tokens ({input_tokens})"
             )
-        if self.min_shards and self.max_shards and self.min_shards > self.max_shards:
-            raise ValueError(
-                f"min_shards ({self.min_shards}) is greater than max_shards ({self.max_shards})"
-            )
-        return self
+        return prefix
+
+    @field_validator("max_shards")
+    @classmethod
+    def _shards_ordered(cls, max_shards: int | None, info: ValidationInfo) -> int | None:
+        min_shards = info.data.get("min_shards")
+        if min_shards and max_shards and min_shards > max_shards:
+            raise ValueError(f"min_shards ({min_shards}) is greater than max_shards ({max_shards})")
+        return max_shards
 
     def stage_spec(self, stage_id: str, parents: list[str]) -> StageSpec:
         """The workload stage this metadata describes."""
@@ -92,7 +115,13 @@ def read_metadata(executor_config: Mapping[str, Any] | None) -> StageMetadata | 
         MetadataError: naming the field and the reason, e.g.
             ``executor_config["fate"].input_tokens: Input should be ... integer``.
     """
-    if not executor_config or FATE_KEY not in executor_config:
+    if not executor_config:
+        return None
+    if not isinstance(executor_config, Mapping):  # Airflow types it a dict; a DAG may not
+        raise MetadataError(
+            f"executor_config: must be a mapping, got {type(executor_config).__name__}"
+        )
+    if FATE_KEY not in executor_config:
         return None
     raw = executor_config[FATE_KEY]
     where = f'executor_config["{FATE_KEY}"]'
@@ -102,10 +131,10 @@ def read_metadata(executor_config: Mapping[str, Any] | None) -> StageMetadata | 
         return StageMetadata.model_validate(dict(raw))
     except ValidationError as exc:
         loc, msg = first_error(exc)
-        raise MetadataError(f"{where}{'.' + loc if loc else ''}: {msg}") from None
+        step = "" if not loc else loc if loc.startswith("[") else f".{loc}"
+        raise MetadataError(f"{where}{step}: {msg}") from None
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """The field path and reason of a validation error's first error, in words."""
-    first = exc.errors()[0]
-    return format_loc(first["loc"]), first["msg"].removeprefix("Value error, ")
+    return describe_error(exc.errors()[0])
