@@ -20,14 +20,14 @@ The simulator and the Airflow executor both drive this class, with the same even
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from airflow_fate.domain.cluster import Cluster
-from airflow_fate.domain.graph import StageInfo, WorkloadGraph
+from airflow_fate.domain.graph import Renumbering, StageInfo, WorkloadGraph
 from airflow_fate.domain.models import GIB, ModelCatalog
 from airflow_fate.state.hosting import Hosting
 
@@ -239,6 +239,25 @@ class Snapshot:
             resident, _, _ = _load(resident, p.model, p.group, spec.weights_gib / k, kv_gib, usable)
         return resident
 
+    def evicted_by(self, g: int, model: str, group: tuple[int, ...], tokens: int) -> set[Residency]:
+        """Residencies that loading ``model`` for ``group`` onto GPU ``g`` would drop.
+
+        Applied to what ``g`` holds once its queue has started (`resident_after_queue`),
+        with the LRU eviction of a real start; another layout of the same model counts.
+        """
+        spec, k = self.catalog.models[model], len(group)
+        usable = self.cluster.gpu_type_of_node(self.cluster.gpus[g].node).usable_gib
+        before = self.resident_after_queue(g)
+        kv_gib = spec.kv_bytes_per_token * tokens / GIB / k
+        after, _, _ = _load(before, model, group, spec.weights_gib / k, kv_gib, usable)
+        kept = {(m, grp) for m, grp, _ in after}
+        return {(m, grp) for m, grp, _ in before if (m, grp) not in kept}
+
+    def idle(self, g: int) -> bool:
+        """Whether GPU ``g`` runs nothing, has nothing queued and is free now."""
+        st = self.gpus[g]
+        return st.running is None and not st.pending and st.busy_until <= self.now
+
     def prefix_gpus(self, key: PrefixKey) -> frozenset[int]:
         """GPUs that hold the prefix KV ``key`` or will (a queued stage computes it)."""
         cache = self._holder_cache
@@ -401,6 +420,39 @@ class ClusterState:
         if len(graph.stages) < n or graph.stages[:n] != self.graph.stages:
             raise ValueError("the new graph does not extend the current one")
         self.graph = graph
+
+    def forget(self, workflows: Collection[int]) -> Renumbering:
+        """Drop ``workflows`` from the graph and from every map here; renumber the rest.
+
+        For callers that would otherwise keep every workflow they ever met (the Airflow
+        executor meets one per DAG run): finished ones go, so memory stays bounded by what
+        is live. What GPUs and nodes hold (models, prefix KV) is kept: it is keyed by model,
+        not by stage. Snapshots taken earlier keep the graph they were taken with.
+
+        Raises:
+            ValueError: a stage of one of ``workflows`` is queued or running on a GPU.
+        """
+        drop = set(workflows)
+        for g, st in enumerate(self._gpus):
+            for uid in (st.running, *(p.stage for p in st.pending)):
+                if uid is not None and self.graph.stages[uid].workflow in drop:
+                    stage = stage_label(self.graph.stages[uid])
+                    raise ValueError(f"cannot forget {stage}: it is queued or running on GPU {g}")
+        self.graph, moved = self.graph.without(drop)
+        s, w = moved.stages, moved.workflows
+        self._gpus = [_renumbered(st, s) for st in self._gpus]
+        self._ready = {s[u] for u in self._ready if u in s}
+        self._waiting_parents = {s[u]: n for u, n in self._waiting_parents.items() if u in s}
+        self._placement = {s[u]: g for u, g in self._placement.items() if u in s}
+        self._started = {s[u]: t for u, t in self._started.items() if u in s}
+        self._finished = {s[u]: t for u, t in self._finished.items() if u in s}
+        self._arrived = {w[x]: t for x, t in self._arrived.items() if x in w}
+        self._service = {w[x]: t for x, t in self._service.items() if x in w}
+        return moved
+
+    def is_finished(self, stage: int) -> bool:
+        """Whether ``stage`` has finished (either way)."""
+        return stage in self._finished
 
     def preload(self, model: str, gpus: tuple[int, ...]) -> None:
         """Mark ``model`` resident on ``gpus`` (one shard group) as of now.
@@ -641,6 +693,17 @@ def _cache_on_node(node: NodeState, model: str, gib: float, capacity: float) -> 
             cache.pop(0)
         cache.append((model, gib))
     return NodeState(host_cache=tuple(cache), disk=node.disk | {model})
+
+
+def _renumbered(st: GpuState, uids: Mapping[int, int]) -> GpuState:
+    """``st`` with its running and queued stages under their new uids."""
+    if st.running is None and not st.pending:
+        return st
+    return replace(
+        st,
+        running=None if st.running is None else uids[st.running],
+        pending=tuple(replace(p, stage=uids[p.stage]) for p in st.pending),
+    )
 
 
 def stage_label(stage: StageInfo) -> str:

@@ -16,6 +16,9 @@ class FateConfig:
         alpha: weight of the credits (state left behind that later stages will use).
         beta: weight of the debits (state destroyed that later stages need).
         age_weight: weight of a workflow's age in a stage's criticality (tail latency).
+        projected_latency: criticality is the workflow latency a stage projects instead:
+            its workflow's age plus its upward rank (relative to the largest), so the
+            workflows heading for the longest latency go first (``age_weight`` unused).
         max_queue: skip GPUs with more than this many stages already queued (None: no
             limit); late binding keeps decisions open until GPUs are nearly free.
         node_shortlist: nodes considered per stage beyond those holding its state: the
@@ -43,6 +46,17 @@ class FateConfig:
             only their smallest fitting degree. The default allows wide groups only on a
             node with nothing else running: on the real-dag benchmark every wider setting
             lost makespan and P95 to queued stages (see docs/results).
+        receding_horizon: plan a schedule of the near future instead of one epoch's
+            assignment (`receding`): the most critical ready stages and the stages
+            ready soon, with intervals per GPU and shared model loads; launch what starts
+            now and plan again at the next event (nothing waits in a GPU queue).
+        window_ready: ready stages in the window (most critical first).
+        window_per_model: ready stages of any one model in the window.
+        window_soon: soon-ready stages in the window (most critical first).
+        window_options: GPU sets kept per soon-ready stage: the earliest finishing on
+            each node, earliest first.
+        window_terms: add each ready option's future terms (what it leaves beyond the
+            window) to the schedule's objective.
         widen_slack: a group wider than a node's narrowest option is kept only if its
             GPU-seconds (k x run) are within ``1 + widen_slack`` of the narrowest's (None:
             no such rule). 0.3 admits a 4-way widening of a compute-bound stage
@@ -65,6 +79,7 @@ class FateConfig:
     alpha: float = 1.0
     beta: float = 3.0
     age_weight: float = 0.0
+    projected_latency: bool = False
     max_queue: int | None = None
     node_shortlist: int = 4
     prefilter: int = 4
@@ -86,6 +101,12 @@ class FateConfig:
     shards: bool = True
     shard_pressure: float = 0.01
     widen_slack: float | None = 0.3
+    receding_horizon: bool = False
+    window_ready: int = 24
+    window_per_model: int = 6
+    window_soon: int = 16
+    window_options: int = 4
+    window_terms: bool = True
 
 
 ABLATIONS: dict[str, FateConfig] = {
@@ -98,6 +119,8 @@ ABLATIONS: dict[str, FateConfig] = {
     "fate-no-shards": FateConfig(shards=False),
     "fate-no-eviction": FateConfig(eviction=False),
     "fate-greedy": FateConfig(use_solver=False),
+    "fate-rh": FateConfig(receding_horizon=True, projected_latency=True, work_limit=0.01),
+    "fate-rh-greedy": FateConfig(receding_horizon=True, projected_latency=True, use_solver=False),
 }
 
 
@@ -112,5 +135,8 @@ ABLATION_NOTES: dict[str, str] = {
     "fate-no-shards": "every stage on its smallest fitting shard degree",
     "fate-no-eviction": "no debit for evicting models that queued stages need",
     "fate-greedy": "the same scores, assigned greedily by criticality instead of CP-SAT",
+    "fate-rh": "receding horizon: CP-SAT schedules ready and soon-ready stages with shared "
+    "model loads and launches only what starts now",
+    "fate-rh-greedy": "the receding-horizon window scheduled greedily instead of by CP-SAT",
 }
 """One line per FATE variant for ``airflow-fate policies`` (kept next to `ABLATIONS`)."""

@@ -19,6 +19,7 @@ Per epoch:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 
 from airflow_fate.cost.estimator import CostModel
@@ -28,8 +29,10 @@ from airflow_fate.planner.candidates import capped_degrees, groups_for
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.demand import DemandRates
 from airflow_fate.planner.fate.lookahead import build_lookahead
+from airflow_fate.planner.fate.receding import backfill, plan_window
 from airflow_fate.planner.fate.scoring import TERMS, Scored, Scorer
 from airflow_fate.planner.fate.solver import Choice, Problem, build_model, greedy_assign, solve
+from airflow_fate.planner.fate.window import soon_ready
 from airflow_fate.planner.ranks import upward_ranks
 from airflow_fate.state.cluster_state import Snapshot
 
@@ -61,9 +64,13 @@ class Fate:
         workflow's time since arrival relative to the oldest in the frontier, keeps the
         tail of workflow latency from starving behind newer critical work (P95).
         """
-        top = max(ranks.values()) or 1.0
         stages = snap.graph.stages
         age = {u: snap.now - snap.arrived.get(stages[u].workflow, snap.now) for u in ranks}
+        if self.config.projected_latency:
+            projected = {u: age[u] + ranks[u] for u in ranks}
+            longest = max(projected.values()) or 1.0
+            return {u: 0.5 + projected[u] / longest for u in ranks}
+        top = max(ranks.values()) or 1.0
         oldest = max(age.values()) or 1.0
         w_age = self.config.age_weight
         return {u: 0.5 + ranks[u] / top + w_age * age[u] / oldest for u in ranks}
@@ -99,17 +106,24 @@ class Fate:
             groups = [g for g in groups if all(len(snap.gpus[x].pending) <= limit for x in g)]
         return groups
 
-    def score_frontier(self, snap: Snapshot, cost: CostModel) -> dict[int, list[Scored]]:
-        """Steps 1-3: look-ahead, candidates, scores; the kept options of each stage."""
+    def score_frontier(
+        self, snap: Snapshot, cost: CostModel, stages: Iterable[int] | None = None
+    ) -> dict[int, list[Scored]]:
+        """Steps 1-3: look-ahead, candidates, scores; the kept options of each stage.
+
+        ``stages`` narrows the scoring to those frontier stages (default: all); the
+        look-ahead still counts the whole frontier's demand.
+        """
         cfg = self.config
         look = build_lookahead(snap, cost, cfg.horizon, cfg.hop_discount)
         if cfg.residency and cfg.horizon > 0:
             look.projected = self._demand.update(snap, cost, cfg.rate_floor_s)
         scorer = Scorer(snap, cost, look, cfg)
-        stages = snap.graph.stages
+        graph_stages = snap.graph.stages
+        stages_to_score = None if stages is None else list(stages)
         scored: dict[int, list[Scored]] = {}
-        for uid in snap.frontier:
-            stage = stages[uid]
+        for uid in snap.frontier if stages_to_score is None else stages_to_score:
+            stage = graph_stages[uid]
             quick = [
                 (est.total, g, est)
                 for g in self.candidates(snap, cost, uid)
@@ -120,7 +134,11 @@ class Fate:
             options = [
                 scorer.score(stage, g, est) for g, est in _prefilter(quick, snap, cfg.prefilter)
             ]
-            if options:
+            if options and cfg.receding_horizon:
+                # The schedule spreads a model's stages over copies and nodes itself: it
+                # needs every node's best option, not just the few each stage alone likes.
+                scored[uid] = sorted(options, key=lambda o: (o.score, o.gpus))
+            elif options:
                 by_score = sorted(options, key=lambda o: (o.score, o.gpus))[: cfg.top_k]
                 by_finish = sorted(options, key=lambda o: (o.finish, o.gpus))[: cfg.top_k]
                 scored[uid] = list(dict.fromkeys([*by_score, *by_finish]))
@@ -139,6 +157,8 @@ class Fate:
         )
 
     def plan(self, snap: Snapshot, cost: CostModel) -> Plan:
+        if self.config.receding_horizon:
+            return self.plan_receding(snap, cost)
         cfg = self.config
         scored = self.score_frontier(snap, cost)
         if not scored:
@@ -166,6 +186,66 @@ class Fate:
                 continue
             out.append(Assignment(uid, scored[uid][i].gpus, _record(scored[uid], i)))
         return Plan(assignments=tuple(out), fallback=fallback)
+
+    def plan_receding(self, snap: Snapshot, cost: CostModel) -> Plan:
+        """The receding-horizon step (`receding`): launch what the window schedule starts now.
+
+        Nothing can start while no GPU is free, so such epochs plan nothing: the next
+        finish plans again, with everything still unbound.
+        """
+        if not any(snap.idle(g) for g in range(len(snap.gpus))):
+            return Plan()
+        cfg = self.config
+        ranks = {u: self._rank(snap, cost, u) for u in snap.frontier}
+        weights = self._weights(snap, ranks)
+        ready = _window_ready(snap, weights, cfg.window_ready, cfg.window_per_model)
+        scored = self.score_frontier(snap, cost, ready)
+        if not scored:
+            return Plan()
+        soon = soon_ready(snap, list(scored))
+        ranks.update((u, self._rank(snap, cost, u)) for u in soon)
+        weights = self._weights(snap, ranks)
+        soon = sorted(soon, key=lambda u: (-weights[u], u))[: cfg.window_soon]
+        decision = plan_window(snap, cost, scored, soon, weights, cfg)
+        out: list[Assignment] = []
+        for uid, gpus in decision.launch:
+            i = next(j for j, o in enumerate(scored[uid]) if o.gpus == gpus)
+            out.append(Assignment(uid, gpus, _record(scored[uid], i)))
+        taken = {g for _, gpus in decision.launch for g in gpus}
+        rest = sorted((u for u in snap.frontier if u not in scored), key=lambda u: (-weights[u], u))
+        for uid, gpus, est in backfill(snap, cost, rest, taken, decision.idle_for, cfg.max_shards):
+            out.append(Assignment(uid, gpus, DecisionRecord(cost=est, score=est.total)))
+        if not out and not _work_in_flight(snap):
+            # Nothing would start and no finish is coming: place greedily now.
+            problem = self.build_problem(snap, cost, scored)
+            picks = greedy_assign(replace(problem, defer=dict.fromkeys(problem.stages, math.inf)))
+            out = [
+                Assignment(u, scored[u][i].gpus, _record(scored[u], i))
+                for u, i in sorted(picks.items())
+                if i is not None
+            ]
+        return Plan(assignments=tuple(out), fallback=decision.fallback)
+
+
+def _window_ready(
+    snap: Snapshot, weights: dict[int, float], size: int, per_model: int
+) -> list[int]:
+    """The most critical ready stages, at most ``per_model`` of any one model.
+
+    Stages of one model beyond the first few queue behind the same copies and start past
+    the window; their slots go to other models' stages, whose GPUs would idle otherwise.
+    """
+    taken: dict[str, int] = {}
+    out: list[int] = []
+    stages = snap.graph.stages
+    for u in sorted(snap.frontier, key=lambda u: (-weights[u], u)):
+        model = stages[u].model
+        if taken.get(model, 0) < per_model:
+            taken[model] = taken.get(model, 0) + 1
+            out.append(u)
+            if len(out) == size:
+                break
+    return out
 
 
 def _shortlist(stage: StageInfo, snap: Snapshot, cost: CostModel, cfg: FateConfig) -> list[int]:
