@@ -72,6 +72,20 @@ class FateConfig:
     1.1; prefix-reuse 58.6 -> 29.5 s) and halved model loads and evictions at 0.7; makespan
     changed by -7% to +0.4%. ``beta`` 2 and 5 and ``widen_slack`` 0 were within noise of
     the chosen values: the mechanisms matter, not the exact numbers.
+
+    ``receding_horizon`` stays off: on tuning seeds 0-2 (100 workflows, loads 0.7-1.1)
+    the window schedule won prefix-reuse (fewer loads, lower mean latency) but lost mean
+    latency on real-dag (see docs/adr/0013-receding-horizon-planner.md). Its knobs, for
+    the ``fate-rh`` policies, on those seeds at load 0.9 (real-dag / prefix-reuse, P95 s
+    and mean latency s of the greedy window): ``window_per_model`` 6 (without a cap the
+    window filled with one bottleneck model's stages and other GPUs idled; 12 and no cap
+    were within noise of 6 once the window kept every node's best option);
+    ``window_soon`` 16 (0: 39.3 / 21.6 and 29.8 / 16.3 against 44.8 / 23.7 and 27.9 /
+    15.3, so mixed); ``window_terms`` on (off: makespan +10% and +18%); criticality
+    ``projected_latency`` for the window (upward rank alone: P95 69.6 and 44.0 against
+    44.8 and 27.9); ``work_limit`` 0.01 for ``fate-rh`` (0.05 tripled planning time; with
+    either, CP-SAT improved the window objective over the greedy hint by 4-6% but not the
+    simulated outcome).
     """
 
     horizon: int = 2

@@ -94,10 +94,11 @@ def test_loads_on_an_idle_gpu_when_waiting_for_the_warm_one_is_slower() -> None:
 
 
 def test_window_schedule_shares_one_load_between_stages_of_a_model() -> None:
-    stages = tuple(
-        WindowStage(u, "m", 1.0, True, (), (Option((0,), 0, 10, 0), Option((1,), 0, 10, 50)))
-        for u in range(3)
-    ) + (WindowStage(3, "m", 1.0, True, (), (Option((1,), 0, 10, 50),)),)
+    both = (Option((0,), 0, 10, 0), Option((1,), 0, 10, 50))
+    stages = (
+        *(WindowStage(u, "m", 1.0, True, (), both) for u in range(3)),
+        WindowStage(3, "m", 1.0, True, (), (Option((1,), 0, 10, 50),)),
+    )
     plan = solved(Window(stages, {0: 0, 1: 0}))
     assert plan.loads == {("m", (1,)): 0}, "stage 3 must load m on GPU 1"
     assert plan.start[3] == 50
@@ -267,7 +268,7 @@ def test_plans_nothing_while_no_gpu_is_free() -> None:
 
 
 def test_soon_ready_are_children_whose_other_parents_are_done_or_near() -> None:
-    state, cost = ready_state(
+    state, _cost = ready_state(
         [stage("a"), stage("b"), stage("c", parents=["a"]), stage("d", parents=["a", "b"])],
         [("n0", "big", 2)],
     )
