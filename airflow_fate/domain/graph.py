@@ -7,8 +7,8 @@ children as ids, effective shard bounds, bytes) into frozen slotted dataclasses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from airflow_fate.domain.models import ModelCatalog
 from airflow_fate.domain.workload import WorkflowSpec, Workload
@@ -49,6 +49,19 @@ class WorkflowInfo:
     template: str | None
     arrival_s: float
     stages: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Renumbering:
+    """Where stages and workflows moved when workflows left a graph (`WorkloadGraph.without`).
+
+    Attributes:
+        stages: old uid -> new uid of every stage kept; dropped stages are absent.
+        workflows: old index -> new index of every workflow kept.
+    """
+
+    stages: Mapping[int, int]
+    workflows: Mapping[int, int]
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,39 @@ class WorkloadGraph:
                 )
             )
         return WorkloadGraph(stages=tuple(stages), workflows=tuple(out))
+
+    def without(self, workflows: Collection[int]) -> tuple[WorkloadGraph, Renumbering]:
+        """This graph minus ``workflows``, the rest renumbered densely in the same order.
+
+        For a graph that would otherwise grow for ever (the Airflow executor adds a
+        workflow per DAG run): finished runs leave it. Uids and indices stay dense so hot
+        loops keep indexing tuples; callers holding uids map them with the `Renumbering`.
+        """
+        drop = set(workflows)
+        wf_map: dict[int, int] = {}
+        uid_map: dict[int, int] = {}
+        for wf in self.workflows:
+            if wf.index not in drop:
+                wf_map[wf.index] = len(wf_map)
+                for uid in wf.stages:
+                    uid_map[uid] = len(uid_map)
+        stages = tuple(
+            replace(
+                s,
+                uid=uid_map[s.uid],
+                workflow=wf_map[s.workflow],
+                parents=tuple(uid_map[p] for p in s.parents),
+                children=tuple(uid_map[c] for c in s.children),
+            )
+            for s in self.stages
+            if s.uid in uid_map
+        )
+        kept = tuple(
+            replace(wf, index=wf_map[wf.index], stages=tuple(uid_map[u] for u in wf.stages))
+            for wf in self.workflows
+            if wf.index in wf_map
+        )
+        return WorkloadGraph(stages=stages, workflows=kept), Renumbering(uid_map, wf_map)
 
     def topological_order(self, workflow: int) -> list[int]:
         """Stage uids of one workflow, parents before children (Kahn, file order on ties)."""

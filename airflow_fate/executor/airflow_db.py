@@ -14,6 +14,7 @@ and closing it would detach them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,31 @@ def dag_run_tasks(
             )
             for t in dag.tasks
         ]
+
+
+FINISHED_RUN_STATES = ("success", "failed")
+
+_RUN_QUERY_CHUNK = 500
+"""Runs asked about per query (keeps the ``IN`` lists within every database's limits)."""
+
+
+def finished_runs(engine: Engine, runs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of ``runs`` (``(dag_id, run_id)``) Airflow has finished, either way."""
+    out: set[tuple[str, str]] = set()
+    wanted = set(runs)
+    ordered = sorted(wanted)
+    with Session(engine) as session:
+        for i in range(0, len(ordered), _RUN_QUERY_CHUNK):
+            chunk = ordered[i : i + _RUN_QUERY_CHUNK]
+            rows = session.execute(
+                select(DagRun.dag_id, DagRun.run_id).where(
+                    DagRun.dag_id.in_({d for d, _ in chunk}),
+                    DagRun.run_id.in_({r for _, r in chunk}),
+                    DagRun.state.in_(FINISHED_RUN_STATES),
+                )
+            )
+            out.update((d, r) for d, r in rows if (d, r) in wanted)
+    return out
 
 
 def read_outcome(engine: Engine, key: TaskKey) -> Outcome:

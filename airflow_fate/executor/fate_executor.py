@@ -198,6 +198,7 @@ class FateExecutor(BaseExecutor):
         if now >= self._next_reconcile and self._restorer is not None:
             self._next_reconcile = now + RECONCILE_EVERY_S
             self._restorer.close_finished_rows(tracked=self._launch)
+            self._close_finished_runs()
         try:
             placements = rt.planner.decide(now)
         except Exception:
@@ -210,6 +211,17 @@ class FateExecutor(BaseExecutor):
             self._stats.decided(rt.planner.dispatch.log)
             self._stats.occupancy(rt.planner.pending(), rt.planner.busy_gpus())
         self.overhead_s += time.perf_counter() - t0
+
+    def _close_finished_runs(self) -> None:
+        """Tell the planner which of its DAG runs Airflow finished, so they leave its graph."""
+        rt = self._rt
+        assert rt is not None
+        try:
+            done = airflow_db.finished_runs(rt.airflow_engine, rt.planner.open_runs())
+        except SQLAlchemyError as exc:
+            self.log.warning("FATE cannot read DAG run states (retrying later): %s", exc)
+            return
+        rt.planner.close_runs(done)
 
     def _collect(self) -> None:
         """Launcher events and CPU task exits since the last call, into the planner."""

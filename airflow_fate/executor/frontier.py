@@ -13,13 +13,19 @@ the mapping between Airflow's world and the planner's:
   or a task whose stage-parents will never run (a skipped branch) is planned as a
   *detached* one-stage workflow, since the state runs each stage once;
 - a placed stage is launched when it heads its GPUs' queues (`startable`); one whose
-  task was withdrawn meanwhile passes through the state with zero time.
+  task was withdrawn meanwhile passes through the state with zero time;
+- finished DAG runs leave the graph and the state (`FORGET_AFTER`): a run's workflow is
+  finished when every stage of it has, or when Airflow says the run is over
+  (`close_runs`) and nothing of it is queued or running. Memory is then bounded by the
+  live runs, however long the scheduler runs.
 
 Time is seconds on the executor's monotonic clock; the store keeps wall-clock times.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from airflow_fate.cost.estimator import CostModel
@@ -40,6 +46,15 @@ from airflow_fate.state.cluster_state import (
     StageStarted,
 )
 from airflow_fate.state.hosting import Hosting
+
+FORGET_AFTER = 64
+"""Finished workflows that may pile up before they are forgotten together (and never
+fewer than there are live ones). Forgetting renumbers every live stage and restarts the
+policy from its pristine copy, so it is batched: the cost is amortised over this many
+runs, and the policy's learned demand rates start again from the live runs."""
+
+RunId = tuple[str, str]
+"""A DAG run: ``(dag_id, run_id)``."""
 
 StageRef = tuple[str, str, str, int]
 """A task of a DAG run across its tries: ``(dag_id, run_id, task_id, map_index)``."""
@@ -96,6 +111,12 @@ class FrontierPlanner:
             hosting=hosting,
         )
         self.dispatch = Dispatcher(self.state, cost, policy)
+        self._pristine_policy = copy.deepcopy(policy)  # before it caches anything
+        self._run_of: dict[int, RunId] = {}
+        self._done: set[int] = set()
+        self._closed: set[RunId] = set()
+        self.forgotten = 0
+        """Workflows forgotten so far."""
         self._runs: dict[tuple[str, str], RunLayout] = {}
         self._uids: dict[StageRef, int] = {}
         self._offered: dict[int, TaskKey] = {}
@@ -151,15 +172,16 @@ class FrontierPlanner:
         if not layout.stages:
             return
         wf = layout.workflow(f"{dag_id}/{run_id}", dag_id, now)
-        index = self._append(wf, now)
+        index = self._append(wf, now, (dag_id, run_id))
         for uid in self.state.graph.workflows[index].stages:
             task_id = self.state.graph.stages[uid].stage_id
             self._uids[(dag_id, run_id, task_id, -1)] = uid
         self._dirty = True
 
-    def _append(self, wf: WorkflowSpec, now: float) -> int:
+    def _append(self, wf: WorkflowSpec, now: float, run: RunId) -> int:
         self.state.extend_graph(self.state.graph.extend([wf], self.catalog))
         index = len(self.state.graph.workflows) - 1
+        self._run_of[index] = run
         self.dispatch.arrive(index, now)
         return index
 
@@ -173,7 +195,7 @@ class FrontierPlanner:
             arrival_s=now,
             stages=[metadata.stage_spec(key.task_id, [])],
         )
-        index = self._append(wf, now)
+        index = self._append(wf, now, (key.dag_id, key.run_id))
         uid = self.state.graph.workflows[index].stages[0]
         self._uids[stage_ref(key)] = uid
         return uid
@@ -215,6 +237,7 @@ class FrontierPlanner:
     def decide(self, now: float) -> list[Placement]:
         """Plan the offered frontier when something changed; the stages to launch now."""
         self.state.now = max(self.state.now, now)
+        self._forget_finished()
         if self._wake_at is not None and now >= self._wake_at:
             self._wake_at = None
             self._dirty = True
@@ -257,6 +280,7 @@ class FrontierPlanner:
                     self._doomed.discard(uid)
                     self.dispatch.started(uid, now)
                     self.dispatch.finished(uid, now, 0.0)
+                    self._note_finished(uid)
                     continue
                 out.append(self._start(uid, key, now))
         return out
@@ -302,7 +326,9 @@ class FrontierPlanner:
         if uid is None:
             return None
         self._dirty = True
-        return self.dispatch.finished(uid, now, run_s)
+        gpus = self.dispatch.finished(uid, now, run_s)
+        self._note_finished(uid)
+        return gpus
 
     def observe_pod_start(self, seconds: float) -> float:
         """A worker pod started in ``seconds``: correct the pod start figure; the new one."""
@@ -317,6 +343,62 @@ class FrontierPlanner:
         """The worker on ``gpus`` is gone with what it held (a worker pod lost mid-run)."""
         self.state.drop_worker(gpus)
         self._dirty = True
+
+    # -- forgetting finished runs ----------------------------------------------------
+
+    def open_runs(self) -> list[RunId]:
+        """Runs still known here that Airflow has not been seen to finish."""
+        return [run for run in self._runs if run not in self._closed]
+
+    def close_runs(self, runs: Iterable[RunId]) -> None:
+        """Airflow finished these runs: forget them once nothing of theirs is active."""
+        self._closed.update(run for run in runs if run in self._runs)
+
+    def live_workflows(self) -> int:
+        """Workflows in the graph now (finished ones not yet forgotten included)."""
+        return len(self.state.graph.workflows)
+
+    def _note_finished(self, uid: int) -> None:
+        graph = self.state.graph
+        wf = graph.stages[uid].workflow
+        if all(self.state.is_finished(u) for u in graph.workflows[wf].stages):
+            self._done.add(wf)
+
+    def _forget_finished(self) -> None:
+        """Forget finished workflows once enough have piled up (see `FORGET_AFTER`)."""
+        if len(self._done) + len(self._closed) < FORGET_AFTER:
+            return
+        gone = self._done | self._closed_idle()
+        if len(gone) < max(FORGET_AFTER, len(self.state.graph.workflows) - len(gone)):
+            return
+        moved = self.dispatch.forget(gone, copy.deepcopy(self._pristine_policy))
+        s, w = moved.stages, moved.workflows
+        self._uids = {ref: s[u] for ref, u in self._uids.items() if u in s}
+        self._offered = {s[u]: key for u, key in self._offered.items()}
+        self._metadata = {s[u]: m for u, m in self._metadata.items()}
+        self._reserved = {s[u]: key for u, key in self._reserved.items()}
+        self._running = {key: s[u] for key, u in self._running.items()}
+        self._doomed = {s[u] for u in self._doomed}
+        left = {run for x, run in self._run_of.items() if x not in w}
+        self._run_of = {w[x]: run for x, run in self._run_of.items() if x in w}
+        drop = (left | self._closed) - set(self._run_of.values())
+        self._runs = {run: layout for run, layout in self._runs.items() if run not in drop}
+        self._closed -= drop
+        self._done = set()
+        self.forgotten += len(gone)
+        self._dirty = True
+
+    def _closed_idle(self) -> set[int]:
+        """Workflows of closed runs with nothing offered, reserved or running."""
+        if not self._closed:
+            return set()
+        active = set(self._offered) | set(self._reserved) | set(self._running.values())
+        stages = self.state.graph.workflows
+        return {
+            x
+            for x, run in self._run_of.items()
+            if run in self._closed and not active.intersection(stages[x].stages)
+        }
 
     # -- restoring a previous scheduler's state --------------------------------------
 
@@ -336,6 +418,7 @@ class FrontierPlanner:
             return False
         self._occupy(uid, gpus, now)
         self.dispatch.finished(uid, now, run_s)
+        self._note_finished(uid)
         return True
 
     def adopt(

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from airflow_fate.cost.estimator import CostModel
+from airflow_fate.domain.graph import Renumbering
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan
 from airflow_fate.errors import SimulationError
 from airflow_fate.planner.policy import Policy
@@ -96,6 +97,20 @@ class Dispatcher:
         gpus = self.state.placement_of(stage)
         assert gpus is not None
         return gpus
+
+    def forget(self, workflows: Collection[int], policy: Policy) -> Renumbering:
+        """Drop finished ``workflows`` from the state (`ClusterState.forget`), carry on
+        with ``policy``.
+
+        The new policy is needed because policies cache per-uid and per-workflow facts
+        across decisions (FATE's upward ranks and model demand, Parrot's depths) that the
+        renumbering would make point at other stages; a fresh one recomputes them for
+        the live workflows. Records of dropped stages go, the others are renumbered.
+        """
+        moved = self.state.forget(workflows)
+        self.records = {moved.stages[u]: r for u, r in self.records.items() if u in moved.stages}
+        self.policy = policy
+        return moved
 
     def _validate(self, a: Assignment, snap: Snapshot, frontier: frozenset[int]) -> None:
         stage = self.state.graph.stages[a.stage]
