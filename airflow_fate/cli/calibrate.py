@@ -56,6 +56,7 @@ from airflow_fate.errors import InputError
 from airflow_fate.launch.devices import bind_devices
 from airflow_fate.runtime.binding import DeviceBinding
 from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.owner_only import NotPrivateError, private_directory
 from airflow_fate.runtime.protocol import ModelSource
 from airflow_fate.runtime.registry import resolve_model
 
@@ -248,7 +249,10 @@ def _labelled(step: Step, label: str, text: str) -> None:
 @contextmanager
 def _work_dir(run_dir: Path | None) -> Iterator[Path]:
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            private_directory(run_dir)  # the worker's socket: owner-only
+        except NotPrivateError as exc:
+            raise InputError("--run-dir", "", str(exc)) from None
         yield run_dir
         return
     with tempfile.TemporaryDirectory(prefix="fate-calibrate-") as tmp:

@@ -137,7 +137,7 @@ class ExecutorStats:
 
         None (a CPU task, or a stage that failed before reporting) counts nothing.
         """
-        if measured is None:
+        if measured is None or "failure" in measured:  # failed on its device: no timings
             return
         warm = measured.get("model_warm")
         load_s = measured.get("load_s", 0.0)

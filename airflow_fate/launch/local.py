@@ -41,6 +41,7 @@ from airflow_fate.launch.types import (
 )
 from airflow_fate.launch.worker_process import Inbound, WorkerProcess
 from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig
+from airflow_fate.runtime.owner_only import private_directory
 from airflow_fate.runtime.protocol import (
     FailureReason,
     Hello,
@@ -109,7 +110,7 @@ class LocalLauncher:
         self._bindings = list(bindings)
         self._own_dir = run_dir is None
         self.run_dir = Path(tempfile.mkdtemp(prefix="fate-")) if run_dir is None else run_dir
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.run_dir)  # the workers' sockets: owner-only
         self._linger_s = linger_s
         self._start_timeout_s = start_timeout_s
         self._stop_timeout_s = stop_timeout_s

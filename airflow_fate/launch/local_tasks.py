@@ -22,6 +22,7 @@ backend is, so the executor takes either without knowing which.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,9 +43,17 @@ from airflow_fate.launch.processes import (
     stop_group,
     write_pid_file,
 )
-from airflow_fate.launch.types import EventKind, LaunchEvent, LaunchRequest, TaskEvent, TaskKey
+from airflow_fate.launch.types import (
+    DevicesLost,
+    EventKind,
+    LaunchEvent,
+    LaunchRequest,
+    TaskEvent,
+    TaskKey,
+)
 from airflow_fate.operators.placement import DevicePlacement
 from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig
+from airflow_fate.runtime.owner_only import private_directory
 
 NAMESPACE = "local"
 _MAX_SOCKET_PATH = 100
@@ -61,6 +70,17 @@ class _Worker:
         if self.popen is not None:
             return self.popen.poll() is None
         return pid_alive(self.pid)
+
+    def exit_text(self) -> str:
+        """How the (ended) worker process ended, in words."""
+        code = self.popen.returncode if self.popen is not None else None
+        if code is None:
+            return "is gone (adopted from an earlier scheduler; exit status unknown)"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        if code == 0:
+            return "exited (idle for its whole linger time, or told to stop)"
+        return f"exited with code {code}"
 
 
 class LocalTaskLauncher:
@@ -115,7 +135,7 @@ class LocalTaskLauncher:
 
     def start(self) -> None:
         """Reattach to live workers of an earlier scheduler, start the missing ones."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.run_dir)  # the workers' sockets: owner-only
         for pid_file in sorted(self.run_dir.glob("w*.pid")):
             devices = _devices_of(pid_file.stem)
             if devices is None or any(d >= len(self.bindings) for d in devices):
@@ -192,6 +212,7 @@ class LocalTaskLauncher:
     def poll(self, timeout_s: float = 0.0) -> list[TaskEvent]:
         deadline = time.monotonic() + max(timeout_s, 0.0)
         while True:
+            self._reap_workers()
             for ended in self.tasks.poll():
                 self._devices.pop(ended.key, None)
                 if ended.code in (0, None):
@@ -242,6 +263,29 @@ class LocalTaskLauncher:
             (self.run_dir / f"{_name(other.devices)}.pid").unlink(missing_ok=True)
             del self._workers[other.devices]
         return self._spawn_worker(devices)
+
+    def _reap_workers(self) -> None:
+        """Report workers whose process ended: what they held is gone (`DevicesLost`).
+
+        Killed, out of memory, or idle past ``worker_idle_s``: either way the planner must
+        stop counting on their models and prefix KV. The task that was talking to one
+        fails on its own (its device client sees the connection close) and is reported
+        by its process's exit; the next stage on those GPUs gets a fresh worker.
+        """
+        for devices, worker in list(self._workers.items()):
+            if worker.alive():
+                continue
+            del self._workers[devices]
+            (self.run_dir / f"{_name(devices)}.pid").unlink(missing_ok=True)
+            node, local = self._local(devices)
+            log = self.run_dir / f"{_name(devices)}.log"
+            reason = f"device worker {_name(devices)} (pid {worker.pid}) {worker.exit_text()}"
+            self._events.append(DevicesLost(node, local, f"{reason}; log: {log}"))
+
+    def _local(self, devices: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+        """Node name and node-local GPU indices of global GPU indices."""
+        gpus = [self.cluster.gpus[d] for d in devices]
+        return self.cluster.nodes[gpus[0].node].name, tuple(g.local for g in gpus)
 
     def _spawn_worker(self, devices: tuple[int, ...]) -> _Worker:
         binding = self._binding(devices)

@@ -35,6 +35,7 @@ from airflow_fate.operators.stage import (
     MEASURED_XCOM_KEY,
     RETRYABLE,
     estimate_tokens,
+    failure_report,
     measured,
     run_task,
 )
@@ -103,6 +104,9 @@ class _FateStageOperator(BaseOperator):
             )
         except StageError as exc:
             text = f"stage {self.task_id} ({self.model}) failed [{exc.reason}]: {exc.message}"
+            # The executor stores this try's XCom in fate_placement.measured: the monitor
+            # shows why the try failed beside where it ran (the task log has ``text``).
+            ti.xcom_push(key=MEASURED_XCOM_KEY, value=failure_report(exc))
             if exc.reason in RETRYABLE:
                 raise AirflowException(text) from None
             raise AirflowFailException(text) from None

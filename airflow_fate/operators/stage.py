@@ -81,6 +81,14 @@ def run_task(
     return run_stage(key, request, placement)
 
 
+def failure_report(error: StageError) -> dict[str, str]:
+    """The ``fate_measured`` XCom of a stage that failed on its device: why, for the monitor.
+
+    It has no timings, so the executor's counters and the replay skip it.
+    """
+    return {"failure": error.reason, "message": error.message}
+
+
 def measured(result: StageResult, env: Mapping[str, str]) -> dict[str, Any]:
     """The JSON summary a stage pushes as its ``fate_measured`` XCom."""
     placement = DevicePlacement.from_env(env)

@@ -1,9 +1,9 @@
 """The device worker process: ``python -m airflow_fate.runtime.worker --config JSON``.
 
 It binds its Unix socket first (so a launcher can connect while torch is still being
-imported), then serves one launcher connection at a time: `Hello`, then for each
-`RunStage` a `StageStarted` and one `StageResult` or `StageFailure`. Stages run one at a
-time; the launcher queues.
+imported; owner-only, see `runtime.owner_only`), then serves one launcher connection at a
+time: `Hello`, then for each `RunStage` a `StageStarted` and one `StageResult` or
+`StageFailure`. Stages run one at a time; the launcher queues.
 
 When the launcher goes away the worker finishes the stage in hand, keeps its outcome and
 waits ``linger_s`` for a new launcher (which receives the outcome in its `Hello`: that is
@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from airflow_fate.runtime.binding import WorkerConfig
 from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.owner_only import bind_owner_only, peer_uid, same_user
 from airflow_fate.runtime.protocol import (
     Hello,
     ProtocolError,
@@ -71,6 +72,13 @@ class Worker:
                 return
             conn.settimeout(None)
             with conn:
+                if not same_user(conn):
+                    log.warning(
+                        "refused a connection from uid %s: this worker serves uid %d only",
+                        peer_uid(conn),
+                        os.geteuid(),
+                    )
+                    continue
                 stop = self._session(conn)
             if stop or self.config.linger_s == 0:
                 return
@@ -146,15 +154,6 @@ def _try_send(conn: socket.socket, message: Hello | StageStarted | Outcome) -> b
     return True
 
 
-def _bind(path: str) -> socket.socket:
-    if os.path.exists(path):
-        os.unlink(path)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(4)
-    return server
-
-
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -168,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config = WorkerConfig.model_validate_json(args.config)
     signal.signal(signal.SIGTERM, _terminate)
-    server = _bind(config.socket_path)
+    try:
+        server = bind_owner_only(config.socket_path)
+    except OSError as exc:  # NotPrivateError included: the log says why, the launcher how
+        log.error("cannot serve on %s: %s", config.socket_path, exc)
+        return 2
     try:
         from airflow_fate.runtime.device import DeviceRuntime  # torch: after bind
 

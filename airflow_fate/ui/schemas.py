@@ -47,6 +47,8 @@ class Placement(_Out):
     """Seconds the device worker measured for the stage (``measured.total_s``)."""
     model_warm: bool | None
     prefix_warm: bool | None
+    failure: str | None
+    """Why the stage failed on its device (``[reason] message``), when it said."""
     score: float | None
     runner_up: list[int] | None
     runner_up_score: float | None
@@ -87,6 +89,7 @@ def placement(row: PlacementRow) -> Placement:
         measured_stage_s=_float(measured, "total_s"),
         model_warm=_bool(measured, "model_warm"),
         prefix_warm=_bool(measured, "prefix_warm"),
+        failure=_failure(measured),
         score=row.score,
         runner_up=list(row.runner_up) if row.runner_up is not None else None,
         runner_up_score=row.runner_up_score,
@@ -209,6 +212,14 @@ class Decision(_Out):
 def _float(doc: dict[str, Any] | None, key: str) -> float | None:
     value = doc.get(key) if doc else None
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _failure(doc: dict[str, Any] | None) -> str | None:
+    reason = doc.get("failure") if doc else None
+    if not isinstance(reason, str):
+        return None
+    message = doc.get("message") if doc else None
+    return f"[{reason}] {message}" if isinstance(message, str) else f"[{reason}]"
 
 
 def _bool(doc: dict[str, Any] | None, key: str) -> bool | None:

@@ -28,6 +28,7 @@ from airflow_fate.launch.agent.server import (
     without,
 )
 from airflow_fate.runtime.binding import WorkerConfig
+from airflow_fate.runtime.owner_only import private_directory
 
 log = logging.getLogger("airflow_fate.agent")
 
@@ -54,7 +55,8 @@ def main() -> int:
     worker = SpawnedWorker(
         WorkerConfig(
             binding=config.binding,
-            socket_path=str(work / "worker.sock"),
+            # a pod's volume (an emptyDir) is 0777: the socket gets a directory of its own
+            socket_path=str(private_directory(work / "sockets") / "worker.sock"),
             linger_s=WORKER_LIFETIME_S,
             accept_timeout_s=WORKER_LIFETIME_S,
         ),

@@ -16,6 +16,8 @@ from airflow_fate.executor import stats as st
 from airflow_fate.executor.frontier import FrontierPlanner, Placement
 from airflow_fate.executor.layout import build_layout
 from airflow_fate.executor.stats import ExecutorStats
+from airflow_fate.operators.stage import failure_report
+from airflow_fate.runtime.errors import StageError
 from airflow_fate.spine.dispatch import PlannerLog
 from tests.unit.executor.conftest import key, meta, node, planner_for
 
@@ -137,6 +139,9 @@ def test_a_solver_timeout_in_a_real_decision_is_a_fallback() -> None:
         ),
         pytest.param(None, 0, 0.0, 0, id="cpu-task"),
         pytest.param({"model_warm": "yes", "load_s": 1.0}, 0, 0.0, 0, id="malformed"),
+        pytest.param(
+            failure_report(StageError("out-of-memory", "out of memory")), 0, 0.0, 0, id="failed"
+        ),
     ],
 )
 def test_device_reports_count_loads_and_evictions(

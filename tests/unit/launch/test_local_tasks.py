@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
 from airflow_fate.launch.local_tasks import LocalTaskLauncher
 from airflow_fate.launch.processes import pid_alive, read_pid_file
-from airflow_fate.launch.types import EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.launch.types import DevicesLost, EventKind, GpuPlacement, LaunchRequest
 from airflow_fate.runtime.binding import DeviceBinding
 from tests.conftest import make_cluster
 from tests.unit.executor.conftest import key
@@ -89,3 +91,27 @@ def test_a_new_launcher_reuses_live_workers(tmp_path: Path) -> None:
     finally:
         second.close()
     assert not any(pid_alive(json.loads(p)["pid"]) for p in pids.values())
+
+
+def test_a_killed_worker_is_reported_lost_and_replaced(tmp_path: Path) -> None:
+    launcher = _launcher(tmp_path)
+    try:
+        launcher.start()
+        killed = _pid(tmp_path / "w1.pid")
+        os.kill(killed, signal.SIGKILL)
+        lost: list[DevicesLost] = []
+        deadline = time.monotonic() + 30
+        while not lost and time.monotonic() < deadline:
+            lost = [e for e in launcher.poll(0.2) if isinstance(e, DevicesLost)]
+        [event] = lost
+        assert (event.node, event.gpu_indices) == ("local", (1,))
+        assert f"pid {killed}" in event.reason and "SIGKILL" in event.reason
+        assert launcher.live_devices() == {0}, "the planner may count only on GPU 0 now"
+        assert not (tmp_path / "w1.pid").exists()
+        request = LaunchRequest(key("after"), ("python", "-c", "pass"), GpuPlacement("local", (1,)))
+        launcher.launch(request)
+        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
+        assert _pid(tmp_path / "w1.pid") != killed, "a fresh worker serves GPU 1"
+        assert not [e for e in launcher.poll() if isinstance(e, DevicesLost)], "reported once"
+    finally:
+        launcher.close()

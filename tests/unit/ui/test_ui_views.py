@@ -13,6 +13,8 @@ import pytest
 
 from airflow_fate.executor.store import LAUNCHED, PlacementRow, PrefixRow, ResidencyRow
 from airflow_fate.launch.types import TaskKey
+from airflow_fate.operators.stage import failure_report
+from airflow_fate.runtime.errors import StageError
 from airflow_fate.ui.cluster_map import NodeShape, cluster_map, shapes_from_rows
 from airflow_fate.ui.colours import CPU_COLOUR, PALETTE, model_colour
 from airflow_fate.ui.decision import decision
@@ -196,3 +198,11 @@ def test_decision_of_cpu_tasks_and_scoreless_policies() -> None:
 def test_model_colours_are_stable_and_cpu_is_grey() -> None:
     assert model_colour("small-lm") == model_colour("small-lm") in PALETTE
     assert model_colour("") == CPU_COLOUR
+
+
+def test_a_try_that_failed_on_its_device_says_why() -> None:
+    error = StageError("worker-died", "device worker at /run/w0.sock closed the connection")
+    failed = placement(row("f", state="failed", measured=failure_report(error)))
+    assert failed.failure == "[worker-died] device worker at /run/w0.sock closed the connection"
+    assert (failed.measured_stage_s, failed.model_warm) == (None, None)
+    assert placement(row("ok")).failure is None
