@@ -148,8 +148,8 @@ class FateSettings(BaseModel):
     )
     run_dir: Path | None = Field(
         default=None,
-        description="Local launcher: worker sockets, pid files and logs (unset: "
-        "`$AIRFLOW_HOME/fate`).",
+        description="Local launcher: worker sockets, pid files and logs; made owner-only "
+        "(0700) (unset: `$AIRFLOW_HOME/fate`).",
         examples=["/var/lib/airflow/fate"],
     )
     cpu_slots: int = Field(

@@ -113,6 +113,7 @@ class Worker:
             if isinstance(msg, Shutdown):
                 return True
             connected = _try_send(conn, StageStarted(key=msg.key))
+            log.info("stage %s started", msg.key)
             outcome, restart = self._execute(msg)
             if not connected or not _try_send(conn, outcome):
                 self.undelivered.append(outcome)

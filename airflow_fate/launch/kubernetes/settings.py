@@ -11,11 +11,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_fate.domain.loaders import format_loc
-from airflow_fate.errors import InputError
+from airflow_fate.domain.loaders import parse_text, read_text, validate_document
 
 
 class GpuMode(StrEnum):
@@ -173,21 +171,8 @@ def load_settings(path: str | Path) -> LauncherSettings:
     """Load a ``launcher.yaml``; every problem becomes one `InputError` naming the spot."""
     p = Path(path)
     source = str(p)
-    try:
-        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(source, "", "file not found") from None
-    except OSError as exc:
-        raise InputError(source, "", f"cannot read file: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(source, "", f"malformed YAML: {exc}") from None
-    if data is None:
-        data = {}
-    try:
-        settings = LauncherSettings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(source, format_loc(first["loc"]), first["msg"]) from None
+    data: Any = parse_text(read_text(p), source)
+    settings = validate_document(LauncherSettings, {} if data is None else data, source)
     template = settings.pod.pod_template_file
     if template is not None and not template.is_absolute():
         # Relative to launcher.yaml, so the pair works wherever it is mounted (the

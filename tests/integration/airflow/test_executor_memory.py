@@ -8,7 +8,7 @@ runs fit in a test: a launcher that "runs" each task instantly (it reports runni
 success at the next poll), and Airflow's database reads (the run's serialized tasks, the
 try's final state, which runs are over), answered from the driver's own bookkeeping.
 
-``FATE_MEMORY_RUNS`` sets how many runs go through (default 300; the recorded figure in
+``FATE_MEMORY_RUNS`` sets how many runs go through (default 400; the recorded figure in
 ``docs/reliability.md`` used 2000). Python allocations still alive that were made after
 warm-up (tracemalloc) and the planner's graph are sampled every ``SAMPLE_EVERY`` runs.
 """

@@ -202,7 +202,7 @@ def test_tasks_on_one_gpu_share_one_worker_pod(
     secret = apiserver.get("secrets", NAMESPACE, "airflow-fate-agent")
     assert secret is not None and "FATE_AGENT_SECRET" in env, "the key came from the Secret"
     assert launcher.live_devices() == {1}
-    socket_path = f"{work_dir}/{name}/worker.sock"
+    socket_path = f"{work_dir}/{name}/sockets/worker.sock"
     assert (work_dir / name / "tasks").is_dir()
     logs = list((work_dir / name / "tasks").glob("*.log"))
     assert any(f"{socket_path} GPU-a-1" in p.read_text() for p in logs)
