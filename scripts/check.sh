@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 ruff check .
 ruff format --check .
 mypy
-python -m pytest -q
+# The slowest tests are listed at the end, so a CI log shows where its minutes went.
+python -m pytest -q --durations=15

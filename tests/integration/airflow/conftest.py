@@ -53,7 +53,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     """The README's main job, run once per test session (it takes minutes on CPU).
 
     The demo test checks what it printed and stored, the replay test replays its
-    database: both read the same run, and neither writes to it.
+    database and the UI test serves it through an API server of its own: all read the
+    same runs, and none changes them.
     """
     root = tmp_path_factory.mktemp("demo")
     home, out = root / "home", root / "demo.json"

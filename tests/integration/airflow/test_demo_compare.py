@@ -18,7 +18,9 @@ import pytest
 
 from tests.integration.airflow.conftest import leftover_processes
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.campaign]
+"""Two Airflows in turn (minutes); CI checks the comparison's table and JSON in
+``tests/unit/cli/test_demo_compare_table.py``."""
 
 COMPARE_TIMEOUT_S = 900
 DAG = "fate_multi_agent_review"

@@ -1,13 +1,14 @@
 """The UI monitor plugin on a real API server, over the rows of a real DAG run.
 
-One Airflow (SQLite, SimpleAuthManager with a real user and password, not all-admins)
-runs the RAG example DAG once with FateExecutor; every test in the module reads that
-run. The API and the pages must answer an authenticated caller (a token from
-``POST /auth/token``, as a bearer header or as the UI's ``_token`` cookie) with the
-stored rows, and refuse an anonymous one without leaking data. The browser test logs in
-through Airflow's login page in headless Chromium, opens the GPU page and the dag-run
-tab, checks the Gantt has one bar per task and saves screenshots (to a temporary folder,
-or to ``$FATE_SCREENSHOT_DIR`` when set, e.g. ``docs/screenshots``).
+An API server (SimpleAuthManager with a real user and password, not all-admins) serves
+the SQLite database of the session's demo run, in which FateExecutor ran the RAG
+example DAG; every test in the module reads that DAG's first run. The API and the pages
+must answer an authenticated caller (a token from ``POST /auth/token``, as a bearer
+header or as the UI's ``_token`` cookie) with the stored rows, and refuse an anonymous
+one without leaking data. The browser test logs in through Airflow's login page in
+headless Chromium, opens the GPU page and the dag-run tab, checks the Gantt has one bar
+per task and saves screenshots (to a temporary folder, or to ``$FATE_SCREENSHOT_DIR``
+when set, e.g. ``docs/screenshots``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +24,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from airflow_fate.demo.environment import DAGS_FOLDER, AirflowEnvironment, DagRunState
+from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
 from airflow_fate.executor.store import FateStore, PlacementRow
 from airflow_fate.planner.fate.scoring import TERMS
 from airflow_fate.planner.registry import policy_names
-from tests.integration.airflow.conftest import RUN_TIMEOUT_S, airflow_environment, start
+from tests.integration.airflow.conftest import DemoRun, leftover_processes
 
 pytestmark = pytest.mark.slow
 
@@ -64,27 +64,38 @@ class Monitor:
 
 
 @pytest.fixture(scope="module")
-def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitor]:
+def monitor(tmp_path_factory: pytest.TempPathFactory, demo_run: DemoRun) -> Iterator[Monitor]:
+    """An API server with real users over the demo's database (no scheduler: read only).
+
+    The demo (the session's ``demo_run``) already ran the RAG DAG under FateExecutor;
+    serving its rows saves running the DAG again. Its passwords file lives outside the
+    demo's home, and the demo's own files are left as they were.
+    """
     root = tmp_path_factory.mktemp("ui")
-    dags = root / "dags"
-    dags.mkdir()
-    shutil.copy(DAGS_FOLDER / "rag_judge.py", dags / "rag_judge.py")
-    home = root / "home"
-    home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}), encoding="utf-8")
+    passwords = root / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}), encoding="utf-8")
     auth = {
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
     }
-    with airflow_environment(home, dags_folder=dags, airflow=auth) as env:
-        start(env)
-        [run] = env.trigger([DAG_ID])
-        [final] = env.wait_runs([run], RUN_TIMEOUT_S)
-        assert final.state == "success", env.task_states([run])
-        assert env.wait_placements_closed([DAG_ID], 60.0)
+    env = AirflowEnvironment(demo_run.home, airflow=auth)
+    try:
+        env.start_api_server()
+        env.wait_api()
+        run = next(r for r in env.run_states(_demo_runs(demo_run)) if r.dag_id == DAG_ID)
+        assert run.state == "success", env.task_states([run])
+        placements = [p for p in env.placements([DAG_ID]) if p.key.run_id == run.run_id]
         base = f"http://127.0.0.1:{env.port}"
-        token = _login(base)
-        yield Monitor(env, base, final, env.placements([DAG_ID]), token)
+        yield Monitor(env, base, run, placements, _login(base))
+    finally:
+        env.stop()
+        left = leftover_processes(f"--port {env.port}")
+        assert not left, f"processes left behind: {left}"
+
+
+def _demo_runs(demo: DemoRun) -> list[DagRunState]:
+    return [DagRunState(r["dag_id"], r["run_id"], None) for r in demo.runs]
 
 
 def _login(base: str) -> str:
@@ -227,9 +238,9 @@ def test_replay_api_has_every_policy_against_the_measured_run(monitor: Monitor) 
     doc = _get(monitor, f"/fate/api/runs/{monitor.run_path()}/replay", token=monitor.token).json()
     assert [r["policy"] for r in doc["rows"]] == policy_names()
     assert doc["ran"] == ["fate"] and doc["model_error"]["policy"] == "fate"
-    assert [(r["dag_id"], r["run_id"], r["chosen"]) for r in doc["runs"]] == [
-        (DAG_ID, monitor.run.run_id, True)
-    ]
+    chosen = [(r["dag_id"], r["run_id"]) for r in doc["runs"] if r["chosen"]]
+    assert chosen == [(DAG_ID, monitor.run.run_id)]
+    assert len(doc["runs"]) > 1, "the demo's other runs shared the GPUs and are replayed too"
     stages = [p for p in monitor.placements if p.gpus]
     assert doc["measured"]["stages"] == len(stages)
     assert doc["measured"]["loads"] == sum(1 for p in stages if p.measured["load_s"] > 0)  # type: ignore[index]

@@ -45,7 +45,9 @@ from tests.integration.airflow.conftest import (
     start,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.campaign]
+"""Pod-per-stage is the other Kubernetes mode; CI runs its launcher against the fake API
+server (``test_k8s_launcher.py``) and the default mode end to end."""
 
 DAG_ID = "fate_multi_agent_review"
 TASKS = {"draft", "review_style", "review_facts", "revise"}

@@ -125,7 +125,11 @@ class Cluster:
 # -- the example DAG on worker pods ------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", [GpuMode.ENV_PIN, GpuMode.DRA], ids=lambda m: m.value)
+@pytest.mark.parametrize(
+    "mode",
+    [GpuMode.ENV_PIN, pytest.param(GpuMode.DRA, marks=pytest.mark.campaign)],
+    ids=lambda m: m.value,
+)
 def test_example_dag_runs_warm_on_worker_pods(
     mode: GpuMode, apiserver: FakeApiServer, tmp_path: Path, work_dir: Path
 ) -> None:
@@ -264,6 +268,7 @@ def check_secret_never_logged(
 # -- restart and faults ------------------------------------------------------------------
 
 
+@pytest.mark.campaign
 def test_a_scheduler_restart_adopts_worker_pods_and_loses_nothing(
     apiserver: FakeApiServer, tmp_path: Path, work_dir: Path
 ) -> None:
@@ -327,6 +332,7 @@ with DAG(
 """
 
 
+@pytest.mark.campaign
 def test_a_worker_pod_deleted_mid_stage_fails_the_try_and_the_retry_succeeds(
     apiserver: FakeApiServer, tmp_path: Path, work_dir: Path
 ) -> None:
