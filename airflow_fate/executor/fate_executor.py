@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_fate.domain.plan import DecisionRecord
 from airflow_fate.executor import airflow_db
 from airflow_fate.executor.frontier import Placement
+from airflow_fate.executor.held_writes import HeldWrites
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
 from airflow_fate.executor.restore import Restorer, prefix_rows, residency_rows
 from airflow_fate.executor.settings import load_settings
@@ -107,6 +108,7 @@ class FateExecutor(BaseExecutor):
         self._t0 = time.monotonic()
         self._next_reconcile = 0.0
         self._warned_token = False
+        self._writes = HeldWrites(self.log)
         self.overhead_s = 0.0
         self.launched = 0
 
@@ -164,6 +166,12 @@ class FateExecutor(BaseExecutor):
                 self._collect()
             self.terminate()
         self._write_metrics()
+        if self._writes.held:
+            self.log.error(
+                "FATE executor stopping with %d store writes the database never accepted; "
+                "the next scheduler closes their placements from Airflow's task states",
+                self._writes.held,
+            )
         rt.store.engine.dispose()
         rt.airflow_engine.dispose()
 
@@ -193,12 +201,12 @@ class FateExecutor(BaseExecutor):
         t0 = time.perf_counter()
         for w in list(self.queued_tasks.values()):
             self._register(w)
+        self._writes.flush()
         self._collect()
         now = self._now()
-        if now >= self._next_reconcile and self._restorer is not None:
+        if now >= self._next_reconcile and self._restorer is not None and not self._writes.held:
             self._next_reconcile = now + RECONCILE_EVERY_S
-            self._restorer.close_finished_rows(tracked=self._launch)
-            self._close_finished_runs()
+            self._reconcile(self._restorer)
         try:
             placements = rt.planner.decide(now)
         except Exception:
@@ -211,6 +219,16 @@ class FateExecutor(BaseExecutor):
             self._stats.decided(rt.planner.dispatch.log)
             self._stats.occupancy(rt.planner.pending(), rt.planner.busy_gpus())
         self.overhead_s += time.perf_counter() - t0
+
+    def _reconcile(self, restorer: Restorer) -> None:
+        """Close rows of tries nobody tracks and runs Airflow finished (skipped while the
+        store holds writes: the open rows it would read are not yet up to date)."""
+        try:
+            restorer.close_finished_rows(tracked=self._launch)
+        except SQLAlchemyError as exc:
+            self.log.warning("FATE cannot reconcile placements (retrying later): %s", exc)
+            return
+        self._close_finished_runs()
 
     def _close_finished_runs(self) -> None:
         """Tell the planner which of its DAG runs Airflow finished, so they leave its graph."""
@@ -303,7 +321,16 @@ class FateExecutor(BaseExecutor):
             )
             layout = build_layout(tasks, rt.catalog, rt.cluster)
             rt.planner.add_run(dag_id, run_id, layout, self._now())
-            restorer.replay_run(dag_id, run_id, self._now())
+            try:  # only a run begun before a restart has any; none while the store is down
+                if not self._writes.held:
+                    restorer.replay_run(dag_id, run_id, self._now())
+            except SQLAlchemyError as exc:
+                self.log.warning(
+                    "FATE cannot read %s/%s's earlier placements (planning it without them): %s",
+                    dag_id,
+                    run_id,
+                    str(exc).splitlines()[0],
+                )
         return rt.planner.layout(dag_id, run_id)
 
     def _reject(self, w: ExecuteTask, reason: str) -> None:
@@ -354,7 +381,7 @@ class FateExecutor(BaseExecutor):
         placement = rt.placement(p.gpus)
         start = utcnow()
         stage = rt.planner.state.graph.stages[p.uid]
-        self._write(
+        self._writes.submit(
             rt.store.record_launch,
             PlacementRow(
                 key=p.key,
@@ -411,7 +438,7 @@ class FateExecutor(BaseExecutor):
                 continue
             w = self._take(key)
             start = utcnow()
-            self._write(
+            self._writes.submit(
                 rt.store.record_launch,
                 PlacementRow(
                     key=key,
@@ -435,7 +462,7 @@ class FateExecutor(BaseExecutor):
             argv[0] = _python()
             pid = rt.cpu.spawn(key, argv, env)
             self._launch[key] = _Launched(time.monotonic(), start, "cpu")
-            self._write(rt.store.record_pid, key, pid)
+            self._writes.submit(rt.store.record_pid, key, pid)
             self.running_state(self._ti_keys[key], f"fate:cpu:pid-{pid}")
             self.launched += 1
 
@@ -461,7 +488,7 @@ class FateExecutor(BaseExecutor):
             where = launched.where if launched is not None else "?"
             if event.pod_name.startswith("pid-"):
                 pid = int(event.pod_name.removeprefix("pid-"))
-                self._write(rt.store.record_pid, event.key, pid)
+                self._writes.submit(rt.store.record_pid, event.key, pid)
             if ti_key is not None:
                 self.running_state(ti_key, f"fate:{where}:{event.pod_name}")
         elif event.kind in (EventKind.SUCCEEDED, EventKind.FAILED):
@@ -497,7 +524,7 @@ class FateExecutor(BaseExecutor):
         state = outcome.state or "lost"
         freed = rt.planner.finish(key, self._now(), run_s)
         end = outcome.end or utcnow()
-        self._write(rt.store.record_end, key, state, end, run_s, outcome.measured)
+        self._writes.submit(rt.store.record_end, key, state, end, run_s, outcome.measured)
         if self._stats is not None:
             self._stats.ended(outcome.measured)
         if freed:
@@ -518,18 +545,12 @@ class FateExecutor(BaseExecutor):
         if self._restorer is not None:
             name = rt.cluster.nodes[node].name
             rows = residency_rows(rt, node, self._restorer.last_used)
-            self._write(rt.store.replace_residency, name, rows)
-            self._write(rt.store.replace_prefix_kv, name, prefix_rows(rt, node))
-
-    def _write(self, write: Callable[..., None], *args: Any) -> None:
-        """A store write that must not stop the scheduler when the database hiccups.
-
-        A lost row is recovered: open rows are closed from the task states later.
-        """
-        try:
-            write(*args)
-        except SQLAlchemyError as exc:
-            self.log.error("FATE store write %s failed: %s", write.__name__, exc)
+            self._writes.submit(
+                rt.store.replace_residency, name, rows, replaces=("residency", name)
+            )
+            self._writes.submit(
+                rt.store.replace_prefix_kv, name, prefix_rows(rt, node), replaces=("kv", name)
+            )
 
     def _write_metrics(self) -> None:
         """``metrics.json``: the counters that also go to Airflow's metrics (`ExecutorStats`)."""

@@ -58,11 +58,19 @@ def configured_policy(settings: FateSettings) -> Policy:
     return policy
 
 
+CONNECT_TIMEOUT_S = 5
+"""Seconds a PostgreSQL connection attempt may take before it counts as refused."""
+
+
 def store_engine(url: str) -> Engine:
     """An engine for the ``fate_*`` tables; SQLite waits for Airflow's writers."""
     if url.startswith("sqlite"):
         return create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
-    return create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    # a database that accepts connections but never answers must not hang the scheduler
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgres") else {}
+    return create_engine(
+        url, pool_size=2, max_overflow=2, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def build_runtime(settings: FateSettings, metadata_db_url: str, airflow_home: Path) -> FateRuntime:
