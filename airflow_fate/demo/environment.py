@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -346,6 +347,18 @@ class AirflowEnvironment:
         service = self._services.pop(name, None)
         if service is not None:
             stop_group(service.popen.pid, grace_s, service.popen)
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL the service's process group at once, as a crash or the OOM killer would.
+
+        Task processes and device workers run in sessions of their own, so they survive
+        it, as they survive a scheduler process that dies.
+        """
+        service = self._services.pop(name, None)
+        if service is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.popen.pid, signal.SIGKILL)
+            service.popen.wait()
 
     def sweep(self) -> int:
         """Stop device workers and task processes left under the run dir; how many."""
