@@ -34,6 +34,7 @@ from airflow_fate.executor import airflow_db
 from airflow_fate.executor.frontier import Placement
 from airflow_fate.executor.held_writes import HeldWrites
 from airflow_fate.executor.layout import RunLayout, build_layout, stage_problem
+from airflow_fate.executor.lease import PlannerLease
 from airflow_fate.executor.restore import Restorer, prefix_rows, residency_rows
 from airflow_fate.executor.settings import load_settings
 from airflow_fate.executor.stats import AirflowMetrics, ExecutorStats
@@ -84,6 +85,10 @@ class _Launched:
     where: str
 
 
+class PlannerLeaseLostError(RuntimeError):
+    """This executor's planner lease ended and another executor may hold it now."""
+
+
 def task_key(ti_key: TaskInstanceKey) -> TaskKey:
     return TaskKey(
         ti_key.dag_id, ti_key.task_id, ti_key.run_id, ti_key.try_number, ti_key.map_index
@@ -109,18 +114,35 @@ class FateExecutor(BaseExecutor):
         self._next_reconcile = 0.0
         self._warned_token = False
         self._writes = HeldWrites(self.log)
+        self._lease: PlannerLease | None = None
+        self._standby_since: float | None = None
+        self._fenced = False
         self.overhead_s = 0.0
         self.launched = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        """Plan the GPUs, or stand by while another scheduler's executor holds the lease."""
+        url = self.conf.get("database", "sql_alchemy_conn") or ""
+        if PlannerLease.needed(url):
+            self._lease = PlannerLease(url)
+            if not self._lease.try_acquire():
+                self._standby_since = time.monotonic()
+                self.log.info(
+                    "FATE executor is a standby: another scheduler's FATE executor holds the "
+                    "planner lease and plans the GPUs; this one takes over when it goes"
+                )
+                return
+        self._activate(url)
+
+    def _activate(self, url: str) -> None:
+        """Build the planner, store and launchers and restore their state from the store."""
         from airflow.configuration import AIRFLOW_HOME
 
         from airflow_fate.executor.runtime import build_runtime  # OR-Tools, engines: here
 
         settings = load_settings(lambda s, k: self.conf.get(s, k, fallback=None))
-        url = self.conf.get("database", "sql_alchemy_conn") or ""
         rt = build_runtime(settings, url, Path(AIRFLOW_HOME))
         rt.store.ensure_schema()
         rt.launcher.start()
@@ -130,10 +152,12 @@ class FateExecutor(BaseExecutor):
         self._restorer = Restorer(rt, self._layout)
         live = rt.launcher.live_devices()
         restored = self._restorer.residency(live, rt.launcher.held_models())
-        closed = self._restorer.close_finished_rows()
+        running = self._take_over_open_tries(self._restorer)
+        closed = self._restorer.close_finished_rows(tracked=self._launch)
         self.log.info(
             "FATE executor started: policy %s, %d GPUs on %d nodes, launcher %s, run dir %s; "
-            "restored %d resident models on live devices %s, closed %d finished placements",
+            "restored %d resident models on live devices %s, took over %d running tries, "
+            "closed %d finished placements",
             rt.planner.policy_name,
             len(rt.cluster.gpus),
             len(rt.cluster.nodes),
@@ -141,8 +165,42 @@ class FateExecutor(BaseExecutor):
             rt.run_dir,
             restored,
             sorted(live),
+            running,
             closed,
         )
+
+    def _check_lease(self) -> bool:
+        """Whether this executor may plan now: take over as a standby, fence when lost."""
+        lease = self._lease
+        if lease is None:
+            return self._rt is not None
+        if self._rt is None:
+            if self._standby_since is None or not lease.try_acquire():
+                return False
+            self.log.warning(
+                "FATE executor takes over planning after %.1f s as a standby (the active "
+                "executor's scheduler stopped or lost its database session)",
+                time.monotonic() - self._standby_since,
+            )
+            self._standby_since = None
+            self._activate(self.conf.get("database", "sql_alchemy_conn") or "")
+            return True
+        if lease.held() or lease.try_acquire():
+            return True
+        self._fenced = True
+        raise PlannerLeaseLostError(
+            "FATE executor lost its planner lease (its database session ended) and cannot "
+            "take it back: another scheduler's executor may be planning the GPUs, so this "
+            "scheduler stops; its running tasks are left for the active one to adopt"
+        )
+
+    @property
+    def slots_available(self) -> int:
+        """No slots while a standby, so this scheduler queues no work to it."""
+        if self._rt is None:
+            return 0
+        slots: int = super().slots_available
+        return slots
 
     def end(self) -> None:
         """Stop: leave running tasks for the next scheduler, or let them end and stop them.
@@ -152,7 +210,8 @@ class FateExecutor(BaseExecutor):
         finish (their outcomes are recorded) before every process is stopped.
         """
         rt = self._rt
-        if rt is None:
+        if rt is None or self._fenced:
+            self._release(detach=True)
             return
         self.sync()
         if rt.settings.detach_on_end:
@@ -174,10 +233,22 @@ class FateExecutor(BaseExecutor):
             )
         rt.store.engine.dispose()
         rt.airflow_engine.dispose()
+        if self._lease is not None:
+            self._lease.release()
+
+    def _release(self, *, detach: bool) -> None:
+        """Stop as a standby or a fenced executor: leave every process, give the lease up."""
+        rt = self._rt
+        if rt is not None and detach:
+            rt.launcher.close(detach=True)
+            rt.cpu.detach_all()
+        if self._lease is not None:
+            self._lease.release()
 
     def terminate(self) -> None:
         rt = self._rt
-        if rt is None:
+        if rt is None or self._fenced:
+            self._release(detach=True)
             return
         if rt.launcher.keeps_tasks_on_close:  # pods outlive close: stop them one by one
             for key in list(self._launch):
@@ -188,6 +259,8 @@ class FateExecutor(BaseExecutor):
     # -- Airflow's interface ---------------------------------------------------------
 
     def _process_workloads(self, workloads: Sequence[ExecutorWorkload]) -> None:
+        if self._rt is None:  # a standby: they wait in queued_tasks for a take-over
+            return
         t0 = time.perf_counter()
         for w in workloads:
             if isinstance(w, ExecuteTask):
@@ -195,9 +268,10 @@ class FateExecutor(BaseExecutor):
         self.overhead_s += time.perf_counter() - t0
 
     def sync(self) -> None:
-        rt = self._rt
-        if rt is None:
+        if self._fenced or not self._check_lease():
             return
+        rt = self._rt
+        assert rt is not None
         t0 = time.perf_counter()
         for w in list(self.queued_tasks.values()):
             self._register(w)
@@ -266,19 +340,44 @@ class FateExecutor(BaseExecutor):
         self.running.discard(ti.key)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        if self._rt is None and not self._fenced:
+            self._check_lease()  # the tasks' scheduler died: its lease may be free now
         rt, restorer = self._rt, self._restorer
         if rt is None or restorer is None:
             return tis
         keys = {task_key(ti.key): ti for ti in tis}
-        adopted = restorer.adopt(list(keys), self._now())
+        held = [k for k in keys if k in self._launch]  # taken over when this one started
+        adopted = self._take_over(restorer, [k for k in keys if k not in self._launch])
+        for key in [*held, *adopted]:
+            self.running.add(keys[key].key)
+            self._ti_keys[key] = keys[key].key
+        taken = len(held) + len(adopted)
+        self.log.info("FATE executor adopted %d of %d task instances", taken, len(tis))
+        return [ti for key, ti in keys.items() if key not in adopted and key not in held]
+
+    def _take_over(
+        self, restorer: Restorer, keys: Sequence[TaskKey], *, give_up: bool = True
+    ) -> list[TaskKey]:
+        """Track the still-running processes of ``keys`` and occupy their GPUs; which."""
+        adopted = restorer.adopt(keys, self._now(), give_up=give_up)
         for key, (placement, start) in adopted.items():
-            ti = keys[key]
-            self.running.add(ti.key)
-            self._ti_keys[key] = ti.key
             age = (utcnow() - start).total_seconds()
             self._launch[key] = _Launched(time.monotonic() - age, start, placement)
-        self.log.info("FATE executor adopted %d of %d task instances", len(adopted), len(tis))
-        return [ti for key, ti in keys.items() if key not in adopted]
+        return list(adopted)
+
+    def _take_over_open_tries(self, restorer: Restorer) -> int:
+        """At start, occupy the GPUs of tries a previous scheduler left running.
+
+        Airflow hands a dead scheduler's task instances over only once that scheduler's
+        heartbeat is stale (``scheduler_health_check_threshold``); planning before then
+        would put new stages on GPUs whose stage still runs. So every open placement
+        whose process still runs is taken over now, and `try_adopt_task_instances`
+        later only pairs it with its task instance.
+        """
+        rt = self._rt
+        assert rt is not None
+        open_keys = [r.key for r in rt.store.placements(open_only=True)]
+        return len(self._take_over(restorer, open_keys, give_up=False))
 
     # -- queued tasks ----------------------------------------------------------------
 

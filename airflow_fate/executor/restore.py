@@ -123,8 +123,15 @@ class Restorer:
                 replayed += 1
         return replayed
 
-    def adopt(self, keys: Sequence[TaskKey], now: float) -> dict[TaskKey, tuple[str, datetime]]:
-        """Take over the live processes of ``keys``; key -> (where, start) of each adopted."""
+    def adopt(
+        self, keys: Sequence[TaskKey], now: float, *, give_up: bool = True
+    ) -> dict[TaskKey, tuple[str, datetime]]:
+        """Take over the live processes of ``keys``; key -> (where, start) of each adopted.
+
+        With ``give_up`` the open rows of keys not adopted are closed as abandoned at the
+        next reconcile (Airflow resets those tries); without it they stay open until
+        Airflow's task states close them.
+        """
         wanted = set(keys)
         rows = {r.key: r for r in self.rt.store.placements(open_only=True) if r.key in wanted}
         stage_keys = [k for k, r in rows.items() if r.node != CPU_NODE]
@@ -139,7 +146,8 @@ class Restorer:
             out[key] = (CPU_NODE, rows[key].start)
         # no writes here: Airflow calls this inside its own transaction (SQLite would
         # block on it); rows of tries not adopted are closed at the next heartbeat
-        self.abandoned.extend(k for k in rows if k not in out)
+        if give_up:
+            self.abandoned.extend(k for k in rows if k not in out)
         return out
 
     def _adopt_stage(self, row: PlacementRow, now: float) -> None:
