@@ -71,19 +71,27 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def leftover_processes(marker: str) -> list[str]:
-    """Command lines of live processes that mention ``marker`` (a home directory)."""
-    found = []
+def live_processes() -> Iterator[tuple[str, list[str]]]:
+    """``(pid, argv)`` of every live (not zombie) process this user can read."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
             state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
         except OSError:
             continue
-        if marker in cmd and state != "Z":
-            found.append(f"{proc.name}: {cmd[:200]}")
+        if state != "Z":
+            yield proc.name, [a.decode(errors="replace") for a in argv if a]
+
+
+def leftover_processes(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (a home directory)."""
+    found = []
+    for pid, argv in live_processes():
+        cmd = " ".join(argv)
+        if marker in cmd:
+            found.append(f"{pid}: {cmd[:200]}")
     return found
 
 

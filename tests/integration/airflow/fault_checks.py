@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import text
 
 from airflow_fate.demo.environment import AirflowEnvironment, DagRunState
 from airflow_fate.executor.store import FateStore, PlacementRow
+from tests.integration.airflow.conftest import live_processes
 
 DEVICES = 3
 """The embedded inputs' virtual devices."""
@@ -87,16 +87,8 @@ def resident_rows(env: AirflowEnvironment) -> int:
 def workers(env: AirflowEnvironment) -> list[str]:
     """Socket paths of the live device workers started under this home."""
     out = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv if a]
-        if state == "Z" or WORKER_MODULE not in args or "--config" not in args:
+    for _, args in live_processes():
+        if WORKER_MODULE not in args or "--config" not in args:
             continue
         config = json.loads(args[args.index("--config") + 1])
         if str(env.home) in config["socket_path"]:
