@@ -130,8 +130,17 @@ def read_outcome(engine: Engine, key: TaskKey) -> Outcome:
     return Outcome(
         state=state,
         end=end.astimezone(UTC) if end is not None else None,
-        measured=measured if isinstance(measured, dict) else None,
+        measured=_this_try(measured, key.try_number),
     )
+
+
+def _this_try(measured: Any, try_number: int) -> dict[str, Any] | None:
+    """The report if ``try_number`` wrote it (an XCom outlives its try until the next
+    one starts; a report without a try number predates the field and is kept)."""
+    if not isinstance(measured, dict):
+        return None
+    written_by = measured.get("try_number", try_number)
+    return measured if written_by == try_number else None
 
 
 def append_task_log(base_log_folder: str, log_path: str | None, message: str) -> Path | None:

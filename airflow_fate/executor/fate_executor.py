@@ -77,6 +77,16 @@ class _Queued:
 
 
 @dataclass(frozen=True, slots=True)
+class _Ended:
+    """A try whose process ended and whose outcome is still to be read from Airflow's
+    database (it waits there while the database is unreachable)."""
+
+    code: int | None
+    reason: str
+    run_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Launched:
     """A launched try: monotonic launch time, wall-clock start, and where it runs."""
 
@@ -108,6 +118,9 @@ class FateExecutor(BaseExecutor):
         self._cpu_queue: deque[TaskKey] = deque()
         self._ti_keys: dict[TaskKey, TaskInstanceKey] = {}
         self._launch: dict[TaskKey, _Launched] = {}
+        self._settled: dict[TaskKey, airflow_db.Outcome] = {}
+        self._unread: dict[TaskKey, _Ended] = {}
+        self._airflow_db_down_since: float | None = None
         self._restorer: Restorer | None = None
         self._stats: ExecutorStats | None = None
         self._t0 = time.monotonic()
@@ -225,11 +238,13 @@ class FateExecutor(BaseExecutor):
                 self._collect()
             self.terminate()
         self._write_metrics()
-        if self._writes.held:
+        if self._writes.held or self._unread:
             self.log.error(
-                "FATE executor stopping with %d store writes the database never accepted; "
-                "the next scheduler closes their placements from Airflow's task states",
+                "FATE executor stopping with %d store writes the database never accepted and "
+                "%d ended tries whose outcome it could not read; the next scheduler closes "
+                "their placements from Airflow's task states",
                 self._writes.held,
+                len(self._unread),
             )
         rt.store.engine.dispose()
         rt.airflow_engine.dispose()
@@ -277,8 +292,14 @@ class FateExecutor(BaseExecutor):
             self._register(w)
         self._writes.flush()
         self._collect()
+        self._read_outcomes()
         now = self._now()
-        if now >= self._next_reconcile and self._restorer is not None and not self._writes.held:
+        if (
+            now >= self._next_reconcile
+            and self._restorer is not None
+            and not self._writes.held
+            and not self._unread
+        ):
             self._next_reconcile = now + RECONCILE_EVERY_S
             self._reconcile(self._restorer)
         try:
@@ -296,7 +317,8 @@ class FateExecutor(BaseExecutor):
 
     def _reconcile(self, restorer: Restorer) -> None:
         """Close rows of tries nobody tracks and runs Airflow finished (skipped while the
-        store holds writes: the open rows it would read are not yet up to date)."""
+        store holds writes or outcomes wait to be read: the open rows it would read are
+        not yet up to date)."""
         try:
             restorer.close_finished_rows(tracked=self._launch)
         except SQLAlchemyError as exc:
@@ -390,6 +412,7 @@ class FateExecutor(BaseExecutor):
             return
         rt = self._rt
         assert rt is not None
+        self._settle_earlier_tries(key)
         self._ti_keys[key] = w.ti.key
         try:
             metadata = read_metadata(w.ti.executor_config)
@@ -400,7 +423,11 @@ class FateExecutor(BaseExecutor):
             self._queued[key] = _Queued(w, "cpu")
             self._cpu_queue.append(key)
             return
-        layout = self._layout(key.dag_id, key.run_id)
+        try:
+            layout = self._layout(key.dag_id, key.run_id)
+        except SQLAlchemyError as exc:  # stays in queued_tasks: registered at a later sync
+            self._airflow_db_failed(exc)
+            return
         problem = layout.rejected.get(key.task_id) or stage_problem(
             metadata, rt.catalog, rt.cluster
         )
@@ -409,6 +436,34 @@ class FateExecutor(BaseExecutor):
             return
         self._queued[key] = _Queued(w, "stage", metadata)
         rt.planner.offer(key, metadata, self._now())
+
+    def _settle_earlier_tries(self, key: TaskKey) -> None:
+        """Read the outcome of this task's earlier tries whose process has not ended yet.
+
+        Airflow deletes a task instance's XComs when its next try starts running, and the
+        ``fate_measured`` XCom is where a failed try says why. A retry can be queued while
+        the failed try's process is still winding down (the Task SDK reports the state,
+        then exits), so waiting for that exit could read the XCom after the retry cleared
+        it. The retry has not been launched yet, so the XCom read here is the earlier try's.
+        """
+        rt = self._rt
+        assert rt is not None
+        for old in self._launch:
+            if (
+                (old.dag_id, old.task_id, old.run_id, old.map_index)
+                == (
+                    key.dag_id,
+                    key.task_id,
+                    key.run_id,
+                    key.map_index,
+                )
+                and old.try_number < key.try_number
+                and old not in self._settled
+            ):
+                try:
+                    self._settled[old] = airflow_db.read_outcome(rt.airflow_engine, old)
+                except SQLAlchemyError as exc:
+                    self.log.warning("FATE cannot read the outcome of %s yet: %s", old, exc)
 
     def _layout(self, dag_id: str, run_id: str) -> RunLayout:
         """The run's layout, loading it (and replaying its stored placements) once."""
@@ -612,22 +667,61 @@ class FateExecutor(BaseExecutor):
             self._save_residency(rt.cluster.gpus[gpus[0]].node)
 
     def _ended(self, key: TaskKey, code: int | None, reason: str = "") -> None:
-        """A launched try's process is gone: record its outcome from the database."""
+        """A launched try's process is gone: free its GPUs, then record its outcome."""
         rt = self._rt
         assert rt is not None
         launched = self._launch.pop(key, None)
         if launched is None:
             return
         run_s = time.monotonic() - launched.at
-        outcome = airflow_db.read_outcome(rt.airflow_engine, key)
-        state = outcome.state or "lost"
         freed = rt.planner.finish(key, self._now(), run_s)
-        end = outcome.end or utcnow()
-        self._writes.submit(rt.store.record_end, key, state, end, run_s, outcome.measured)
-        if self._stats is not None:
-            self._stats.ended(outcome.measured)
         if freed:
             self._save_residency(rt.cluster.gpus[freed[0]].node)
+        self._unread[key] = _Ended(code, reason, run_s)
+        self._read_outcomes()
+
+    def _read_outcomes(self) -> None:
+        """Record the outcome of ended tries, in the order they ended, from Airflow's
+        database; those it cannot read yet (the database is unreachable) wait for a later
+        sync, so a database outage delays their records but never loses one."""
+        rt = self._rt
+        assert rt is not None
+        for key in list(self._unread):
+            try:
+                outcome = self._settled.get(key) or airflow_db.read_outcome(rt.airflow_engine, key)
+            except SQLAlchemyError as exc:
+                self._airflow_db_failed(exc)
+                return
+            self._airflow_db_back()
+            self._settled.pop(key, None)
+            self._record_outcome(key, self._unread.pop(key), outcome)
+
+    def _airflow_db_failed(self, exc: SQLAlchemyError) -> None:
+        """Say once per outage that Airflow's database refuses reads (they are retried)."""
+        if self._airflow_db_down_since is None:
+            self._airflow_db_down_since = time.monotonic()
+            self.log.warning(
+                "FATE cannot read Airflow's database; queued tasks and ended tries wait "
+                "until it answers: %s",
+                str(exc).splitlines()[0],
+            )
+
+    def _airflow_db_back(self) -> None:
+        if self._airflow_db_down_since is not None:
+            self.log.info(
+                "FATE reads Airflow's database again after %.1f s",
+                time.monotonic() - self._airflow_db_down_since,
+            )
+            self._airflow_db_down_since = None
+
+    def _record_outcome(self, key: TaskKey, ended: _Ended, outcome: airflow_db.Outcome) -> None:
+        rt = self._rt
+        assert rt is not None
+        state = outcome.state or "lost"
+        end = outcome.end or utcnow()
+        self._writes.submit(rt.store.record_end, key, state, end, ended.run_s, outcome.measured)
+        if self._stats is not None:
+            self._stats.ended(outcome.measured)
         self._write_metrics()
         ti_key = self._ti_keys.pop(key, None)
         if ti_key is None:
@@ -635,7 +729,8 @@ class FateExecutor(BaseExecutor):
         if state in FINISHED_OK or state in ("failed", "up_for_retry"):
             self.success(ti_key) if state in FINISHED_OK else self.fail(ti_key)
         else:
-            why = reason or f"the task process exited (code {code}) without reporting a state"
+            exited = f"the task process exited (code {ended.code}) without reporting a state"
+            why = ended.reason or exited
             self.fail(ti_key, info=f"{why}; database state: {outcome.state}")
 
     def _save_residency(self, node: int) -> None:

@@ -106,11 +106,11 @@ class _FateStageOperator(BaseOperator):
             text = f"stage {self.task_id} ({self.model}) failed [{exc.reason}]: {exc.message}"
             # The executor stores this try's XCom in fate_placement.measured: the monitor
             # shows why the try failed beside where it ran (the task log has ``text``).
-            ti.xcom_push(key=MEASURED_XCOM_KEY, value=failure_report(exc))
+            ti.xcom_push(key=MEASURED_XCOM_KEY, value=failure_report(exc, ti.try_number))
             if exc.reason in RETRYABLE:
                 raise AirflowException(text) from None
             raise AirflowFailException(text) from None
-        summary = measured(result, os.environ)
+        summary = measured(result, os.environ, ti.try_number)
         self.log.info(
             "stage %s on %s %s: load %.2f s (warm=%s), prefill %.2f s (prefix warm=%s), "
             "decode %.2f s",

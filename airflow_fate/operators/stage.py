@@ -81,18 +81,23 @@ def run_task(
     return run_stage(key, request, placement)
 
 
-def failure_report(error: StageError) -> dict[str, str]:
+def failure_report(error: StageError, try_number: int) -> dict[str, Any]:
     """The ``fate_measured`` XCom of a stage that failed on its device: why, for the monitor.
 
     It has no timings, so the executor's counters and the replay skip it.
     """
-    return {"failure": error.reason, "message": error.message}
+    return {"failure": error.reason, "message": error.message, "try_number": try_number}
 
 
-def measured(result: StageResult, env: Mapping[str, str]) -> dict[str, Any]:
-    """The JSON summary a stage pushes as its ``fate_measured`` XCom."""
+def measured(result: StageResult, env: Mapping[str, str], try_number: int) -> dict[str, Any]:
+    """The JSON summary a stage pushes as its ``fate_measured`` XCom.
+
+    ``try_number`` is there because an XCom belongs to the task instance, not the try:
+    the executor keeps a report only for the try that wrote it.
+    """
     placement = DevicePlacement.from_env(env)
     return {
+        "try_number": try_number,
         "node": placement.node if placement else None,
         "devices": list(placement.device_ids) if placement else [],
         "model": result.model,

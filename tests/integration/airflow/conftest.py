@@ -7,6 +7,7 @@ home removed afterwards, and the test fails if any process started under it surv
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -97,14 +98,19 @@ def leftover_processes(marker: str) -> list[str]:
 
 @contextmanager
 def airflow_environment(home: Path, **kw: Any) -> Iterator[AirflowEnvironment]:
-    """An environment whose processes and files are gone after the block."""
+    """An environment whose processes and files are gone after the block.
+
+    With ``FATE_KEEP_AIRFLOW_HOME=1`` the files stay (logs, database, worker logs), for
+    looking into a run that failed; the processes are stopped either way.
+    """
     env = AirflowEnvironment(home, **kw)
     try:
         yield env
     finally:
         env.stop()
         left = leftover_processes(str(env.home))
-        shutil.rmtree(env.home, ignore_errors=True)
+        if os.environ.get("FATE_KEEP_AIRFLOW_HOME") != "1":
+            shutil.rmtree(env.home, ignore_errors=True)
         assert not left, f"processes left behind: {left}"
 
 

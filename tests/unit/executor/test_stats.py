@@ -140,7 +140,7 @@ def test_a_solver_timeout_in_a_real_decision_is_a_fallback() -> None:
         pytest.param(None, 0, 0.0, 0, id="cpu-task"),
         pytest.param({"model_warm": "yes", "load_s": 1.0}, 0, 0.0, 0, id="malformed"),
         pytest.param(
-            failure_report(StageError("out-of-memory", "out of memory")), 0, 0.0, 0, id="failed"
+            failure_report(StageError("out-of-memory", "out of memory"), 1), 0, 0.0, 0, id="failed"
         ),
     ],
 )

@@ -101,8 +101,9 @@ def test_a_stage_runs_in_the_device_worker(sock_path: Path) -> None:
     assert result.texts == ["ok"]
     [msg] = worker.seen
     assert msg.devices == ["cpu1"] and msg.key == "d/r/t/try1"  # type: ignore[attr-defined]
-    summary = measured(result, placement.to_env())
+    summary = measured(result, placement.to_env(), 1)
     assert summary["node"] == "n0" and summary["devices"] == ["cpu1"] and summary["model_warm"]
+    assert summary["try_number"] == 1
 
 
 def test_a_worker_failure_is_a_stage_error(sock_path: Path) -> None:

@@ -68,7 +68,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> TestClient:
         node=NODE,
         model=MODEL,
         state="failed",
-        measured=failure_report(error),
+        measured=failure_report(error, 1),
     )
     source = MarkupSource([done, running, failed])
     monkeypatch.setattr(api, "monitor_source", lambda: source)

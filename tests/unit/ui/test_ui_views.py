@@ -202,7 +202,7 @@ def test_model_colours_are_stable_and_cpu_is_grey() -> None:
 
 def test_a_try_that_failed_on_its_device_says_why() -> None:
     error = StageError("worker-died", "device worker at /run/w0.sock closed the connection")
-    failed = placement(row("f", state="failed", measured=failure_report(error)))
+    failed = placement(row("f", state="failed", measured=failure_report(error, 1)))
     assert failed.failure == "[worker-died] device worker at /run/w0.sock closed the connection"
     assert (failed.measured_stage_s, failed.model_warm) == (None, None)
     assert placement(row("ok")).failure is None
