@@ -54,6 +54,7 @@ from airflow_fate.launch.types import (
 from airflow_fate.operators.placement import DevicePlacement
 from airflow_fate.runtime.binding import DeviceBinding, WorkerConfig
 from airflow_fate.runtime.owner_only import private_directory
+from airflow_fate.runtime.worker import EXIT_REPLACED
 
 NAMESPACE = "local"
 _MAX_SOCKET_PATH = 100
@@ -65,6 +66,8 @@ class _Worker:
     binding: DeviceBinding
     pid: int
     popen: subprocess.Popen[bytes] | None
+    serving: bool = False
+    """Its socket was seen: it started serving (a starting worker has none yet)."""
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -80,6 +83,8 @@ class _Worker:
             return f"was killed by {signal.Signals(-code).name}"
         if code == 0:
             return "exited (idle for its whole linger time, or told to stop)"
+        if code == EXIT_REPLACED:
+            return "exited to be replaced: a stage failure left its state suspect (see its log)"
         return f"exited with code {code}"
 
 
@@ -257,12 +262,29 @@ class LocalTaskLauncher:
         """The live worker for exactly ``devices``; retires overlapping ones first."""
         worker = self._workers.get(devices)
         if worker is not None and worker.alive():
-            return worker
+            if self._socket(devices).exists():
+                worker.serving = True
+                return worker
+            if not worker.serving:
+                return worker  # still starting: the task waits for its socket
+            self._await_exit(worker)  # it stopped serving (replaced, idle) and is exiting
+            self._reap_workers()
         for other in [w for d, w in self._workers.items() if set(d) & set(devices)]:
             stop_group(other.pid, 5.0, other.popen)
             (self.run_dir / f"{_name(other.devices)}.pid").unlink(missing_ok=True)
             del self._workers[other.devices]
         return self._spawn_worker(devices)
+
+    def _await_exit(self, worker: _Worker, grace_s: float = 10.0) -> None:
+        """Let a worker that closed its socket finish exiting (so its exit status says
+        why), stopping it after ``grace_s``; a task sent to it would find no socket."""
+        if worker.popen is not None:
+            try:
+                worker.popen.wait(timeout=grace_s)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        stop_group(worker.pid, 5.0, worker.popen)
 
     def _reap_workers(self) -> None:
         """Report workers whose process ended: what they held is gone (`DevicesLost`).
@@ -274,6 +296,7 @@ class LocalTaskLauncher:
         """
         for devices, worker in list(self._workers.items()):
             if worker.alive():
+                worker.serving = worker.serving or self._socket(devices).exists()
                 continue
             del self._workers[devices]
             (self.run_dir / f"{_name(devices)}.pid").unlink(missing_ok=True)

@@ -9,6 +9,7 @@ the same rule `ClusterState` models), runs the task and reports measured times.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 
@@ -30,6 +31,9 @@ from airflow_fate.runtime.protocol import (
 )
 
 GIB = 1024**3
+
+
+log = logging.getLogger(__name__)
 
 
 class DeviceRuntime:
@@ -163,10 +167,18 @@ class DeviceRuntime:
         t0 = time.perf_counter()
         lm = load_model(source, self.binding)
         load_s = time.perf_counter() - t0
+        log.info("loaded %s in %.1f s (%.3f GiB)", source.name, load_s, lm.nbytes / GIB)
         more = self.models.put(source.name, lm, lm.nbytes)
         if more:
             self._release()
         return lm, max(load_s, 1e-9), evicted + more
+
+    def drop_all(self) -> None:
+        """Forget every model and prefix: a worker about to be replaced (out of memory, for
+        one) frees what it holds so that it can still report why."""
+        self.models.clear()
+        self.prefixes.clear()
+        self._release()
 
     def _release(self) -> None:
         """Return evicted models' memory now, not at some later collection."""

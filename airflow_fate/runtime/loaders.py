@@ -20,7 +20,7 @@ import torch
 import transformers
 
 from airflow_fate.runtime.binding import DeviceBinding
-from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.errors import StageError, is_out_of_memory, memory_exhausted
 from airflow_fate.runtime.protocol import ModelSource
 
 _SANE_MAX_CONTEXT = 10_000_000
@@ -73,11 +73,11 @@ def load_model(source: ModelSource, binding: DeviceBinding) -> LoadedModel:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source.directory, **kwargs)
         model = auto.from_pretrained(source.directory, **model_kwargs)
-    except (torch.OutOfMemoryError, MemoryError) as exc:
-        raise StageError(
-            "out-of-memory", f"out of memory loading {source.name}: {exc}", restart=True
-        ) from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, MemoryError) as exc:
+        if is_out_of_memory(exc) or memory_exhausted():
+            raise StageError(
+                "out-of-memory", f"out of memory loading {source.name}: {exc}", restart=True
+            ) from None
         where = source.directory + (f"/{source.gguf_file}" if source.gguf_file else "")
         raise StageError(
             "model-file", f"cannot load model {source.name!r} from {where}: {exc}"

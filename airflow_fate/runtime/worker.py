@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from airflow_fate.runtime.binding import WorkerConfig
-from airflow_fate.runtime.errors import StageError
+from airflow_fate.runtime.errors import StageError, is_out_of_memory, memory_exhausted
 from airflow_fate.runtime.owner_only import bind_owner_only, peer_uid, same_user
 from airflow_fate.runtime.protocol import (
     Hello,
@@ -59,6 +59,8 @@ class Worker:
         self.server = server
         self.runtime = runtime
         self.undelivered: list[Outcome] = []
+        self.replaced_after: StageFailure | None = None
+        """The failure that left this worker's state suspect (it exits to be replaced)."""
 
     def serve(self) -> None:
         """Accept launchers until told to stop or none comes within the wait."""
@@ -115,6 +117,10 @@ class Worker:
             connected = _try_send(conn, StageStarted(key=msg.key))
             log.info("stage %s started", msg.key)
             outcome, restart = self._execute(msg)
+            if restart and isinstance(outcome, StageFailure):
+                self.replaced_after = outcome
+                self.runtime.drop_all()
+                log.error("stage %s: %s; exiting to be replaced", msg.key, outcome.message)
             if not connected or not _try_send(conn, outcome):
                 self.undelivered.append(outcome)
                 return restart
@@ -130,14 +136,20 @@ class Worker:
                 key=msg.key, reason=exc.reason, message=exc.message, restart=exc.restart
             )
             return failure, exc.restart
-        except MemoryError as exc:
-            return _oom(msg.key, exc), True
         except Exception as exc:
-            if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError
+            if is_out_of_memory(exc) or memory_exhausted():
                 return _oom(msg.key, exc), True
             log.error("stage %s crashed:\n%s", msg.key, traceback.format_exc())
             text = f"stage raised {type(exc).__name__}: {exc}"
-            return StageFailure(key=msg.key, reason="error", message=text), False
+            # A SystemError is the interpreter's own state gone wrong: start afresh.
+            suspect = isinstance(exc, SystemError)
+            failure = StageFailure(key=msg.key, reason="error", message=text, restart=suspect)
+            return failure, suspect
+
+
+EXIT_REPLACED = 3
+"""Exit status of a worker that stopped because a stage failure (out of memory, for one)
+left its state suspect; launchers say so when they report what the worker held as lost."""
 
 
 def _oom(key: str, exc: BaseException) -> StageFailure:
@@ -178,12 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         runtime = DeviceRuntime(config.binding)
         log.info("worker %d bound to %s", os.getpid(), config.binding.label)
-        Worker(config, server, runtime).serve()
+        worker = Worker(config, server, runtime)
+        worker.serve()
     finally:
         server.close()
         if os.path.exists(config.socket_path):
             os.unlink(config.socket_path)
-    return 0
+    return EXIT_REPLACED if worker.replaced_after is not None else 0
 
 
 if __name__ == "__main__":

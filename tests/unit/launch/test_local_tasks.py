@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -113,5 +114,34 @@ def test_a_killed_worker_is_reported_lost_and_replaced(tmp_path: Path) -> None:
         assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
         assert _pid(tmp_path / "w1.pid") != killed, "a fresh worker serves GPU 1"
         assert not [e for e in launcher.poll() if isinstance(e, DevicesLost)], "reported once"
+    finally:
+        launcher.close()
+
+
+def test_a_worker_on_its_way_out_is_waited_for_and_replaced(tmp_path: Path) -> None:
+    """A worker that closed its socket (replaced after a failure, or idle) but has not
+    exited yet is not handed the next task: that task would find no socket."""
+    launcher = _launcher(tmp_path)
+    try:
+        launcher.start()
+        leaving = _pid(tmp_path / "w0.pid")
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "w0.sock").exists():
+            assert time.monotonic() < deadline, "the worker never served"
+            time.sleep(0.1)
+        launcher.poll()  # the launcher sees it serving
+        os.kill(leaving, signal.SIGSTOP)  # hold it between closing its socket and exiting
+        (tmp_path / "w0.sock").unlink()
+        resume = threading.Timer(
+            1.0, lambda: (os.kill(leaving, signal.SIGTERM), os.kill(leaving, signal.SIGCONT))
+        )
+        resume.start()
+        request = LaunchRequest(key("next"), ("python", "-c", "pass"), GpuPlacement("local", (0,)))
+        launcher.launch(request)
+        resume.join()
+        assert _pid(tmp_path / "w0.pid") != leaving, "a fresh worker serves GPU 0"
+        lost = [e for e in launcher.poll() if isinstance(e, DevicesLost)]
+        assert [(e.gpu_indices, f"pid {leaving}" in e.reason) for e in lost] == [((0,), True)]
+        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
     finally:
         launcher.close()
