@@ -63,6 +63,9 @@ CPU_POLICY = "cpu-slot"
 RECONCILE_EVERY_S = 10.0
 """How often placements nobody tracks are closed from the database's task states."""
 
+RECONCILE_RETRY_S = 5.0
+"""The soonest a reconcile the database refused is tried again."""
+
 FINISHED_OK = {"success", "skipped", "deferred", "up_for_reschedule"}
 """Database states after which the process's end is reported as a success."""
 
@@ -322,7 +325,12 @@ class FateExecutor(BaseExecutor):
         try:
             restorer.close_finished_rows(tracked=self._launch)
         except SQLAlchemyError as exc:
-            self.log.warning("FATE cannot reconcile placements (retrying later): %s", exc)
+            self._next_reconcile = self._now() + max(RECONCILE_EVERY_S, RECONCILE_RETRY_S)
+            self.log.warning(
+                "FATE cannot reconcile placements (retrying in %.0f s): %s",
+                max(RECONCILE_EVERY_S, RECONCILE_RETRY_S),
+                str(exc).splitlines()[0],
+            )
             return
         self._close_finished_runs()
 

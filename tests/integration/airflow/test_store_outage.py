@@ -42,8 +42,10 @@ from tests.tcp_cut import CuttableProxy
 pytest.importorskip("airflow")
 
 OUTAGES = int(os.environ.get("FATE_STORE_OUTAGES", "1"))
-CUT_EVERY_RUNS = 8
-RUNS = CUT_EVERY_RUNS * OUTAGES + 32
+RUNS_PER_OUTAGE = 30
+"""Runs started per outage, so every outage has work in flight (tasks finish instantly)."""
+CUT_AFTER_RUNS = 8
+RUNS = RUNS_PER_OUTAGE * OUTAGES + 10
 OUTAGE_S = 12.0
 IN_FLIGHT = 4
 TICK_S = 0.05
@@ -57,21 +59,22 @@ def test_database_outage_holds_writes_and_loses_no_row(
         with driven_executor(tmp_path, monkeypatch, store_conn=proxy.url(url)) as driven:
             ex, fake, launcher = driven
 
-            def tick() -> None:
-                queue_new_runs(ex, fake, IN_FLIGHT, RUNS)
+            def tick(started: int = RUNS) -> None:
+                queue_new_runs(ex, fake, IN_FLIGHT, started)
                 heartbeat(ex, fake)  # raises if the executor's loop does
                 time.sleep(TICK_S)
 
             held_in_outage, launched_in_outage, written_late = [], [], 0
             recovery_s: list[float] = []
             for outage in range(OUTAGES):
-                while len(fake.finished) < CUT_EVERY_RUNS * (outage + 1):
-                    tick()
+                started = RUNS_PER_OUTAGE * (outage + 1)
+                while len(fake.finished) < RUNS_PER_OUTAGE * outage + CUT_AFTER_RUNS:
+                    tick(started)
                 proxy.cut()
                 fake.down = shared
                 cut_at, launched_before = time.monotonic(), launcher.launches
                 while time.monotonic() - cut_at < OUTAGE_S:
-                    tick()
+                    tick(started)
                 held_in_outage.append(ex._writes.held)
                 launched_in_outage.append(launcher.launches - launched_before)
                 proxy.restore()
@@ -81,7 +84,7 @@ def test_database_outage_holds_writes_and_loses_no_row(
                     assert time.monotonic() - back_at < 60.0, (
                         f"{ex._writes.held} writes held, {len(ex._unread)} outcomes unread"
                     )
-                    tick()
+                    tick(started)
                 recovery_s.append(time.monotonic() - back_at)
                 written_late = ex._writes.written_late
             while len(fake.finished) < RUNS:
@@ -97,12 +100,12 @@ def test_database_outage_holds_writes_and_loses_no_row(
             f"caught up in {[round(r, 1) for r in recovery_s]} s"
         )
 
-        assert all(held > 0 for held in held_in_outage)
-        assert written_late >= sum(held_in_outage)
+        assert written_late >= sum(held_in_outage) > 0
         assert proxy.refused > 0, "the executor did try the database during the outage"
         if shared:
             assert fake.refused_reads > 0, "the executor did read Airflow's database meanwhile"
         else:
+            assert all(held > 0 for held in held_in_outage)
             assert all(n > 0 for n in launched_in_outage), "placing work waited for the store"
 
         store = FateStore(create_engine(url))
