@@ -178,14 +178,15 @@ class CostModel:
         return 0.0
 
     def pod_ready(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> bool:
-        """Whether, when ``stage`` starts, a live worker pod will hold exactly ``gpus``.
+        """Whether, when ``stage`` starts, a live worker (pod or local process) will hold
+        exactly ``gpus``.
 
-        Always True without worker pods (local workers need no pod; a pod per stage is
-        priced in `load_time` directly). A stage queued on ``gpus`` ahead of this one
-        starts the pod if needed; one queued for another set replaces it.
+        Always True with a pod per stage (priced in `load_time` directly). A stage queued
+        on ``gpus`` ahead of this one starts the worker if needed; one queued for another
+        set replaces it.
         """
         hosting = snap.hosting
-        if not hosting.worker_pods:
+        if not hosting.set_workers:
             return True
         queued = stage.uid in snap.placement
         for g in gpus:

@@ -342,7 +342,7 @@ class ClusterState:
         self.graph = graph
         self.hosting = hosting or Hosting()
         self.now = 0.0
-        prestarted = self.hosting.worker_pods and self.hosting.prestart
+        prestarted = self.hosting.set_workers and self.hosting.prestart
         self._gpus: list[GpuState] = [
             GpuState(pod=(ref.index,) if prestarted else None) for ref in cluster.gpus
         ]
@@ -463,7 +463,7 @@ class ClusterState:
         """
         model_spec = self.catalog.models[model]
         shard_gib = model_spec.weights_gib / len(gpus)
-        pod = gpus if self.hosting.worker_pods else None
+        pod = gpus if self.hosting.set_workers else None
         for g in gpus:
             usable = self.cluster.gpu_type_of_node(self._node_of[g]).usable_gib
             resident, _, _ = _load(self._gpus[g].resident, model, gpus, shard_gib, 0.0, usable)
@@ -541,7 +541,8 @@ class ClusterState:
         k = len(gpus)
         shard_gib = model.weights_gib / k
         kv_gib = model.kv_bytes_per_token * stage.tokens / GIB / k
-        pod_started = self._start_pod(gpus, event.time)
+        started = self._start_pod(gpus, event.time)
+        pod_started = started and self.hosting.mode != "local"  # a local worker is no pod
         loaded = evictions = 0
         for g in gpus:
             st = self._gpus[g]
@@ -572,15 +573,16 @@ class ClusterState:
         return StartEffects(loaded_gpus=loaded, evictions=evictions, pod_started=pod_started)
 
     def _start_pod(self, gpus: tuple[int, ...], now: float) -> bool:
-        """Make sure a live pod holds exactly ``gpus`` when pods are used; True if one started.
+        """Make sure a live worker (pod or local process) holds exactly ``gpus``; True if
+        one started.
 
-        A pod for another GPU set on any of these GPUs is deleted first, and with it
+        A worker for another GPU set on any of these GPUs is stopped first, and with it
         everything it held on all its GPUs (none of them runs a stage: that stage would
-        hold these GPUs too). A new pod starts empty.
+        hold these GPUs too). A new worker starts empty.
         """
         if not self.hosting.keeps_state:  # every stage has a pod of its own
             return True
-        if not self.hosting.worker_pods:
+        if not self.hosting.set_workers:
             return False
         idle_s = self.hosting.worker_idle_s
         if all(self._gpus[g].pod_alive(gpus, now, idle_s) for g in gpus):

@@ -5,7 +5,8 @@ the cost model and every policy read that from one `Hosting` value, so the simul
 the executor model a launcher the same way:
 
 - ``local``: one long-lived device worker process per GPU set on this machine. Weights
-  and prefix KV stay resident (LRU within memory); no start cost.
+  and prefix KV stay resident (LRU within memory) while it lives; like a worker pod it
+  is replaced when another GPU set needs some of its GPUs, but it starts at no cost.
 - ``worker-pods``: one long-lived worker pod per GPU set (one GPU, or a shard group on
   one node). While the pod lives it keeps weights and prefix KV like a local worker. The
   first stage on a GPU set without a live pod pays ``pod_start_s`` and starts cold; any
@@ -43,10 +44,9 @@ class Hosting:
         mode: see the module docstring.
         pod_start_s: seconds from asking for a pod to its worker accepting work (0 for
             ``local``).
-        worker_idle_s: a worker pod with nothing to run for this long is deleted
-            (``worker-pods`` only).
-        prestart: one empty single-GPU worker pod per GPU when the run begins
-            (``worker-pods`` only); False starts every pod on first use.
+        worker_idle_s: a worker with nothing to run for this long is stopped.
+        prestart: one empty single-GPU worker per GPU when the run begins; False starts
+            every worker on first use.
     """
 
     mode: HostingMode = "local"
@@ -60,9 +60,15 @@ class Hosting:
         return self.mode != "pod-per-stage"
 
     @property
-    def worker_pods(self) -> bool:
-        """Whether GPU state lives in per-GPU-set pods that start, expire and get replaced."""
-        return self.mode == "worker-pods"
+    def set_workers(self) -> bool:
+        """Whether GPU state lives in one worker per exact GPU set (a process or a pod) that
+        starts, expires and is replaced when another set needs some of its GPUs.
+
+        True for ``local`` as well: both local launchers retire the workers of a shard
+        group's GPUs before starting the group's worker, and the group's worker before a
+        single GPU's, and what those workers held goes with them. Only the start differs
+        (``pod_start_s``, 0 for a local process)."""
+        return self.mode in ("local", "worker-pods")
 
     @classmethod
     def of(

@@ -151,3 +151,30 @@ def test_each_hosting_mode_on_a_same_model_chain(
     seen.append(_run(state, 1, (0,), 2.0))
     assert seen == starts
     assert (load_b == 0.0) is second_load_is_zero
+
+
+def test_local_workers_are_replaced_like_pods_but_start_free() -> None:
+    """Both local launchers retire the single-GPU workers under a shard group (and the
+    group's worker before a single GPU's): the state and the cost model must say so, or
+    they price a model as warm on a worker that no longer exists."""
+    stages = [
+        stage("a", prefix={"id": "sys", "tokens": 100}),
+        stage("wide", parents=["a"]),
+        stage("after", parents=["wide"], prefix={"id": "sys", "tokens": 100}),
+    ]
+    cluster, catalog = make_cluster(), make_catalog()
+    graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph, hosting=Hosting())
+    state.apply(WorkflowArrived(0, 0.0))
+    cost = _cost(state)
+    assert state.gpu(0).pod == (0,), "one worker per GPU from the start"
+    assert _run(state, 0, (0,), 0.0) is False, "a local worker is no pod"
+    assert _run(state, 1, (0, 1), 2.0) is False
+    assert state.gpu(0).pod == (0, 1)
+    assert [group for _, group, _ in state.gpu(0).resident] == [(0, 1)]
+    assert state.gpu(0).prefix_kv == ()
+    after = state.graph.stages[2]
+    snap = state.snapshot()
+    cold = cost.cold_load_time(after.model, (0,), snap)
+    assert cost.load_time(after, (0,), snap) == pytest.approx(cold), "cold, with no start cost"
+    assert cost.reused_tokens(after, (0,), snap) == 0
