@@ -64,7 +64,7 @@ class GpuState:
     resident: tuple[tuple[str, tuple[int, ...], float], ...] = ()
     prefix_kv: tuple[tuple[PrefixKey, float], ...] = ()
     pod: tuple[int, ...] | None = None
-    """The GPU set of the worker pod on this GPU (``worker-pods`` hosting), else None."""
+    """The GPU set of the worker (pod or local process) on this GPU, else None."""
     idle_since: float = 0.0
     """When the last stage here finished (a worker pod expires after its idle limit)."""
 

@@ -15,7 +15,9 @@ For stage s on GPU group G (k GPUs of node n) at time t, with look-ahead ``L`` (
   warm on a GPU outside G.
 - **eviction debit**: for each model that loading s.model onto G evicts (LRU until it
   fits, among what G holds once its queue has started), the extra waits and cold loads
-  its look-ahead demand pays once that copy is gone (`supply`).
+  its look-ahead demand pays once that copy is gone (`supply`). Where G needs a worker
+  of its own (a shard group on single-GPU workers, or the reverse), every model the
+  replaced workers hold, on all their GPUs, is lost too.
 - **reachability debit**: for each look-ahead stage u that needs a shard group of
   ``k_u >= 2`` GPUs: if G breaks an idle aligned block of ``k_u`` GPUs on a node that
   fits u and the idle blocks left are fewer than such stages, u is delayed by about
@@ -232,6 +234,9 @@ class Scorer:
         need = (model.weights_gib + model.kv_bytes_per_token * s.tokens / GIB) / k
         usable = self.snap.cluster.gpu_type_of_node(self._node_of[gpus[0]]).usable_gib
         lost: set[tuple[str, tuple[int, ...]]] = set()
+        for h in self._replaced_worker_gpus(s, gpus):
+            lost.update((m, group) for m, group, _ in self.snap.resident_after_queue(h))
+        lost = {(m, group) for m, group in lost if m != s.model}
         for g in gpus:
             resident = [r for r in self.snap.resident_after_queue(g) if r[0] != s.model]
             used = sum(r[2] for r in resident)
@@ -252,6 +257,17 @@ class Scorer:
                 self._loss_cache[key] = extra
             total += extra
         return total
+
+    def _replaced_worker_gpus(self, s: StageInfo, gpus: tuple[int, ...]) -> set[int]:
+        """GPUs whose worker gives way to one for exactly ``gpus`` when ``s`` starts (none
+        when such a worker will be there): what those workers hold goes with them."""
+        if not self.snap.hosting.set_workers or self.cost.pod_ready(s, gpus, self.snap):
+            return set()
+        replaced = set(gpus)
+        for g in gpus:
+            st = self.snap.gpus[g]
+            replaced.update((st.pending[-1].group if st.pending else st.pod) or ())
+        return replaced
 
     def _base_cost(self, model: str, exclude: int | None) -> float:
         """`demand_cost` of the model's demand on its current copies (memoised)."""

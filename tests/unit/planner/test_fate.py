@@ -367,3 +367,26 @@ def test_no_credit_for_gpu_state_that_a_pod_per_stage_does_not_keep() -> None:
             else:
                 assert set(stateful.values()) == {0.0}, stateful
     assert kept_terms, "with long-lived workers some stateful term is non-zero"
+
+
+def test_eviction_counts_models_lost_with_a_replaced_worker() -> None:
+    """B sits on a two-GPU worker over GPUs 0 and 1, with room to spare. A stage of A on
+    GPU 0 alone needs a single-GPU worker there, which replaces B's worker: B is lost
+    as surely as if memory had evicted it, and B's child pays for that. GPU 2 costs
+    nothing of the kind."""
+    spec = {
+        "weights_gib": 4.0,
+        "kv_bytes_per_token": 0,
+        "prefill_tokens_per_s": 10000,
+        "decode_tokens_per_s": 1000,
+    }
+    catalog = ModelCatalog.model_validate({"models": {"A": spec, "B": spec}})
+    wl = make_workload([stage("s", "A"), stage("child", "B", ["s"])], copies=1)
+    snap = arrived_snapshot(
+        make_cluster([("n0", "big", 4)]), catalog, wl, lambda st: st.preload("B", (0, 1))
+    )
+    on = options_for(snap, FateConfig())
+    i = TERMS.index("eviction")
+    assert on[(0,)].terms[i] > 0, "B's worker is replaced"
+    assert on[(2,)].terms[i] == 0
+    assert on[(2,)].score < on[(0,)].score
