@@ -20,7 +20,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -325,10 +325,11 @@ class FateExecutor(BaseExecutor):
         try:
             restorer.close_finished_rows(tracked=self._launch)
         except SQLAlchemyError as exc:
-            self._next_reconcile = self._now() + max(RECONCILE_EVERY_S, RECONCILE_RETRY_S)
+            wait = max(RECONCILE_EVERY_S, RECONCILE_RETRY_S)
+            self._next_reconcile = self._now() + wait
             self.log.warning(
                 "FATE cannot reconcile placements (retrying in %.0f s): %s",
-                max(RECONCILE_EVERY_S, RECONCILE_RETRY_S),
+                wait,
                 str(exc).splitlines()[0],
             )
             return
@@ -456,15 +457,10 @@ class FateExecutor(BaseExecutor):
         """
         rt = self._rt
         assert rt is not None
+        this_task = replace(key, try_number=0)
         for old in self._launch:
             if (
-                (old.dag_id, old.task_id, old.run_id, old.map_index)
-                == (
-                    key.dag_id,
-                    key.task_id,
-                    key.run_id,
-                    key.map_index,
-                )
+                replace(old, try_number=0) == this_task
                 and old.try_number < key.try_number
                 and old not in self._settled
             ):
