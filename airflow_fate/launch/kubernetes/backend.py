@@ -69,10 +69,14 @@ def build_kubernetes(settings: BackendSettings, run_dir: Path) -> LauncherSetup:
         stage_timeout_s=settings.stage_timeout_s,
         worker_idle_s=settings.worker_idle_s,
     )
-    # Pods start when the planner first places work on their GPU set, not with the
-    # scheduler, so the state prices a pod start for the first stage on each set.
+    # With ``worker.prestart`` the launcher starts a single-GPU pod per GPU with the
+    # scheduler, so the state begins with them; without it the first stage on each GPU
+    # set pays a pod start.
     hosting = Hosting.of(
-        "worker-pods", inventory.cluster, worker_idle_s=settings.worker_idle_s, prestart=False
+        "worker-pods",
+        inventory.cluster,
+        worker_idle_s=settings.worker_idle_s,
+        prestart=launcher_settings.worker.prestart,
     )
     return LauncherSetup(launcher, inventory.placement, inventory.cluster, hosting=hosting)
 

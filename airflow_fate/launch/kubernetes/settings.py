@@ -124,6 +124,12 @@ class WorkerPodSettings(_Frozen):
     work_dir: str = Field(
         default="/tmp/airflow-fate-agent", min_length=1, description="inside the pod"
     )
+    prestart: bool = Field(
+        default=True,
+        description="start one empty single-GPU worker pod per GPU when the scheduler "
+        "starts, so only shard groups and replaced or expired pods start on a stage's "
+        "critical path (the simulator's default); false starts each pod on first use",
+    )
 
 
 DEFAULT_FATAL_WAITING_REASONS = (

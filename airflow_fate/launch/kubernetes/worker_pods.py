@@ -54,7 +54,15 @@ from airflow_fate.launch.kubernetes.worker_podspec import (
     build_worker_objects,
     worker_binding,
 )
-from airflow_fate.launch.pool import Create, Reuse, Wait, WorkerPhase, WorkerPool, gpu_set
+from airflow_fate.launch.pool import (
+    Create,
+    Reuse,
+    Wait,
+    WorkerPhase,
+    WorkerPool,
+    gpu_set,
+    overlaps,
+)
 from airflow_fate.launch.types import (
     DevicesLost,
     EventKind,
@@ -167,6 +175,8 @@ class WorkerPodLauncher:
             self._k8s, self._namespace, self.settings.worker.secret_name
         )
         self._take_over_pods()
+        if self.settings.worker.prestart:
+            self._prestart()
         self._watcher = PodWatcher(
             self._factory(),
             self._namespace,
@@ -424,6 +434,23 @@ class WorkerPodLauncher:
             self._observe(found)
             self._check_agent(pod, now)
         log.info("took over %d worker pods, %d ready", len(self._pods), len(self._ready_pods()))
+
+    def _prestart(self) -> None:
+        """Start a single-GPU pod on every GPU no pod holds yet (``worker.prestart``).
+
+        The state the planner starts from has these pods (`Hosting.prestart`), so only
+        shard groups and pods that expired or were replaced start on a stage's critical
+        path. A restarted scheduler keeps the pods it took over, shard groups included.
+        """
+        started = 0
+        for g in range(len(self.inventory.cluster.gpus)):
+            placement = self.inventory.placement([g])
+            gpus = gpu_set(placement)
+            if any(overlaps(w.gpus, gpus) for w in self.pool):
+                continue
+            self._create(placement)
+            started += 1
+        log.info("starting %d single-GPU worker pods ahead of work", started)
 
     def _relabel(self, pod: Json) -> None:
         meta = _meta(pod)

@@ -104,6 +104,7 @@ def worker_settings(
         "poll_interval_s": 0.1,
         "start_timeout_s": 60.0,
         "agent_timeout_s": 2.0,
+        "prestart": False,  # pods on first use, so each test sees exactly its own
     }
     options.update(worker)
     return base.model_copy(update={"worker": WorkerPodSettings(**options)})
@@ -338,6 +339,49 @@ def test_a_restarted_scheduler_adopts_pods_and_their_tasks(
         assert pod is not None
         assert pod["metadata"]["labels"][naming.EXECUTOR_LABEL] == "scheduler-2"
     assert len(created_pods(apiserver)) == 2, "no pod created twice"
+
+
+def test_prestart_starts_a_pod_per_gpu_that_serves_the_first_stage(
+    make: Make, apiserver: FakeApiServer, work_dir: Path
+) -> None:
+    launcher = make(settings=worker_settings(work_dir, prestart=True))
+    singles = [naming.worker_pod_name(NODE, (g,)) for g in (0, 1)]
+    unserved = naming.worker_pod_name("gpu-node-z", (0,))
+    assert sorted(created_pods(apiserver)) == sorted([*singles, unserved]), (
+        "one pod per GPU, created when the scheduler starts, before any work"
+    )
+    events = wait_events(
+        launcher, lambda ev: len([e for e in ev if isinstance(e, WorkerStarted)]) == 2
+    )
+    started = sorted((e.node, e.gpu_indices) for e in events if isinstance(e, WorkerStarted))
+    assert started == [(NODE, (0,)), (NODE, (1,))], "each start is measured"
+    assert launcher.live_devices() == {0, 1}
+
+    key = task_key()
+    launcher.launch(request(key, (1,), "true"))
+    events = wait_events(launcher, ended(key))
+    assert [e.kind for e in of(events, key)] == [E.RUNNING, E.SUCCEEDED]
+    assert of(events, key)[0].pod_name == singles[1], "the pre-started pod took it"
+    assert not [e for e in events if isinstance(e, WorkerStarted)], "no pod started for it"
+    assert len(created_pods(apiserver)) == 3
+
+
+def test_prestart_after_a_restart_keeps_the_shard_groups_it_took_over(
+    make: Make, apiserver: FakeApiServer, work_dir: Path
+) -> None:
+    first = make()
+    key = task_key("sharded")
+    first.launch(request(key, (0, 1), "true"))
+    wait_events(first, ended(key))
+    first.close(detach=True)
+
+    settings = worker_settings(work_dir, prestart=True)
+    second = make(settings=settings.model_copy(update={"executor_id": "scheduler-2"}))
+    group = naming.worker_pod_name(NODE, (0, 1))
+    assert created_pods(apiserver) == [group, naming.worker_pod_name("gpu-node-z", (0,))], (
+        "only the GPU no pod held got a pod; the group's pod was taken over"
+    )
+    assert second.pool.holding((NODE, (0, 1))) is not None
 
 
 def test_close_without_detach_deletes_the_pods(make: Make, apiserver: FakeApiServer) -> None:

@@ -88,6 +88,8 @@ class Cluster:
         self.port = free_port()
         self.kubeconfig = write_kubeconfig(config / "kubeconfig", apiserver.url)
         cluster, devices = write_cluster(config)
+        listed = yaml.safe_load(devices.read_text(encoding="utf-8"))["nodes"]
+        self.single_gpus = {(node, (d["index"],)) for node, ds in listed.items() for d in ds}
         self.template = config / "pod-template.yaml"
         launcher = write_launcher_settings(config / "launcher.yaml", mode, self.template)
         doc = yaml.safe_load(launcher.read_text(encoding="utf-8"))
@@ -160,9 +162,9 @@ def test_example_dag_runs_warm_on_worker_pods(
     pods = created_objects(apiserver, "pods")
     sets = {(p.node, p.gpus) for p in placements}
     names = [pod["metadata"]["name"] for pod in pods]
-    assert sorted(names) == sorted(naming.worker_pod_name(n, g) for n, g in sets), (
-        "one worker pod per GPU set in use, none per task"
-    )
+    assert sorted(names) == sorted(
+        naming.worker_pod_name(n, g) for n, g in sets | cluster.single_gpus
+    ), "a pod per GPU started with the scheduler, one per shard group in use, none per task"
     for pod in pods:
         check_worker_pod(pod, mode, cluster.kubelet.runs[(NAMESPACE, pod["metadata"]["name"])])
     if mode is GpuMode.DRA:

@@ -133,8 +133,16 @@ def test_worker_pods_are_the_default_kubernetes_mode(tmp_path: Path) -> None:
     assert isinstance(setup.launcher, WorkerPodLauncher)
     assert setup.hosting.mode == "worker-pods" and setup.hosting.keeps_state
     assert setup.hosting.worker_idle_s == 120.0
-    assert not setup.hosting.prestart, "pods start when work first lands on their GPUs"
+    assert setup.hosting.prestart, "a pod per GPU starts with the scheduler, as simulated"
+    assert setup.launcher.settings.worker.prestart
     assert setup.hosting.pod_start_s == setup.cluster.pod_start_s
+
+    lazy = tmp_path / "lazy" / "launcher.yaml"
+    lazy.parent.mkdir()
+    text = (overlay / "launcher.yaml").read_text(encoding="utf-8")
+    lazy.write_text(text.replace("worker:", "worker:\n  prestart: false", 1), encoding="utf-8")
+    setup = build_backend(_kubernetes_settings(tmp_path, lazy), tmp_path)
+    assert not setup.hosting.prestart, "then the first stage on each GPU pays a pod start"
 
 
 def test_worker_pods_refuse_device_plugin_pinning(tmp_path: Path) -> None:
