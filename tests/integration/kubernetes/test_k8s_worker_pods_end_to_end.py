@@ -81,7 +81,13 @@ class Cluster:
     """The files ``[fate]`` names, a kubelet for the two nodes, and the agent port."""
 
     def __init__(
-        self, apiserver: FakeApiServer, tmp_path: Path, work_dir: Path, mode: GpuMode
+        self,
+        apiserver: FakeApiServer,
+        tmp_path: Path,
+        work_dir: Path,
+        mode: GpuMode,
+        *,
+        prestart: bool = True,
     ) -> None:
         config = tmp_path / "k8s"
         config.mkdir()
@@ -101,6 +107,7 @@ class Cluster:
             "poll_interval_s": 0.2,
             "start_timeout_s": 240,
             "agent_timeout_s": 5,
+            "prestart": prestart,
         }
         launcher.write_text(yaml.safe_dump(doc), encoding="utf-8")
         self.fate = {
@@ -341,7 +348,8 @@ def test_a_worker_pod_deleted_mid_stage_fails_the_try_and_the_retry_succeeds(
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "worker_pod_retry.py").write_text(RETRY_DAG, encoding="utf-8")
-    cluster = Cluster(apiserver, tmp_path, work_dir, GpuMode.ENV_PIN)
+    # Pods on first use: the only pod is the stage's, and the retry's is a new one.
+    cluster = Cluster(apiserver, tmp_path, work_dir, GpuMode.ENV_PIN, prestart=False)
     with cluster.kubelet, cluster.environment(tmp_path / "home", dags_folder=dags) as env:
         write_pod_template(cluster.template, env)
         start(env)
