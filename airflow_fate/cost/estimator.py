@@ -296,12 +296,17 @@ def _pod_will_serve(
     The pod there now, unless a stage queued ahead of ``uid`` (every queued stage, when
     ``uid`` is not queued) runs on another set and so replaces it.
     """
-    serves = st.pod_alive(group, now, hosting.worker_idle_s)
-    for p in st.pending:
-        if queued and p.stage == uid:
-            break
-        serves = p.group == group
-    return serves
+    ahead = None  # the last stage queued ahead of uid: it leaves its own set's pod
+    if not queued:
+        ahead = st.pending[-1] if st.pending else None
+    else:
+        for p in st.pending:
+            if p.stage == uid:
+                break
+            ahead = p
+    if ahead is None:
+        return st.pod_alive(group, now, hosting.worker_idle_s)
+    return ahead.group == group
 
 
 def _has_prefix(st: GpuState, key: tuple[str, str], uid: int, queued: bool) -> bool:

@@ -152,44 +152,60 @@ class StartEffects:
 
 
 class QueueFolds:
-    """Per GPU, what it holds once its whole queue has started, kept between snapshots.
+    """Per GPU, what it holds as its queued stages start, kept between snapshots.
 
-    Planners ask this of every GPU for every candidate (`Snapshot.model_groups`), and a
-    queue under saturation is long, so folding it afresh per snapshot dominated the
-    simulator's time. GPU states are immutable and a reservation only appends to a queue,
-    so the fold of the last state seen for a GPU extends to the next one by the appended
-    stages alone; a started head that loaded its model as the fold did leaves the fold of
-    the rest as it was. Any other change (a pod replaced, a stage forgotten) folds afresh.
-    Results are exactly those of a fresh fold: the same `_load` steps in the same order.
+    Planners ask this of every GPU for every candidate (`Snapshot.model_groups`) and of
+    every queued stage they estimate, and a queue under saturation is long, so folding it
+    afresh per snapshot dominated the simulator's time. GPU states are immutable, and
+    from one state of a GPU to the next its queue mostly keeps a common head: a
+    reservation appends, a trial reservation a planner did not take is gone again, a
+    started stage leaves the head. So the folds after each queued stage of the last state
+    seen are kept, and the next state reuses those of the head it shares: after a start,
+    only when the started stage loaded its model as the fold did. Any other change (a pod
+    replaced, a stage forgotten) folds afresh. Results are exactly those of a fresh fold:
+    the same `_load` steps in the same order.
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_seen",)
 
     def __init__(self) -> None:
-        self._last: dict[int, tuple[GpuState, Resident]] = {}
+        self._seen: dict[int, tuple[GpuState, list[Resident]]] = {}
 
-    def fold(self, g: int, st: GpuState, step_of: Callable[[int], FoldStep]) -> Resident:
-        """The fold of ``st``'s queue onto its resident models, ``st`` being GPU ``g``'s
-        and ``step_of(g)`` one queued stage's load onto it."""
-        last = self._last.get(g)
-        if last is not None and last[0] is st:
-            return last[1]
+    def partials(self, g: int, st: GpuState, step_of: Callable[[int], FoldStep]) -> list[Resident]:
+        """What GPU ``g`` in state ``st`` holds once its first ``i`` queued stages have
+        started, for ``i`` from 0 to the queue's length; ``step_of(g)`` is one queued
+        stage's load onto it."""
+        seen = self._seen.get(g)
+        if seen is not None and seen[0] is st:
+            return seen[1]
+        out, done = [st.resident], 0
+        if seen is not None:
+            old, parts = seen
+            # j = 1: the head started since. Both are tried: a warm start may leave the
+            # resident models as they were, so j = 0 can match with nothing in common.
+            for j in (0, 1):
+                if j < len(parts) and parts[j] == st.resident:
+                    c = _common_head(old.pending[j:], st.pending)
+                    if c > done:
+                        out, done = parts[j : j + c + 1], c
         step = step_of(g)
-        resident, done = st.resident, 0
-        if last is not None:
-            seen, pending = last[0].pending, st.pending
-            if last[0].resident is st.resident and pending[: len(seen)] == seen:
-                resident, done = last[1], len(seen)  # stages were queued
-            elif (
-                seen
-                and pending[: len(seen) - 1] == seen[1:]
-                and step(last[0].resident, seen[0]) == st.resident
-            ):
-                resident, done = last[1], len(seen) - 1  # the head started, as folded
+        resident = out[-1]
         for p in st.pending[done:]:
             resident = step(resident, p)
-        self._last[g] = (st, resident)
-        return resident
+            out.append(resident)
+        self._seen[g] = (st, out)
+        return out
+
+
+def _common_head(a: tuple[PendingStage, ...], b: tuple[PendingStage, ...]) -> int:
+    """Length of the longest common head of two queues."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # one extends the other: the usual case, compared in C
+        return n
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -262,28 +278,20 @@ class Snapshot:
 
         A stage queued here loads its model when it starts and may evict (LRU) a model
         resident now, so "resident now" overstates what a stage placed behind the queue
-        finds warm. ``before`` stops at that queued stage (what it finds when it starts),
-        memoised per snapshot; None folds the whole queue (what a new placement finds),
-        memoised across snapshots by `QueueFolds`. Pod replacement under worker pods is not
-        folded in: `CostModel.pod_ready` prices it.
+        finds warm. ``before`` stops at that queued stage (what it finds when it starts);
+        None folds the whole queue (what a new placement finds). Memoised across
+        snapshots by `QueueFolds`. Pod replacement under worker pods is not folded in:
+        `CostModel.pod_ready` prices it.
         """
         st = self.gpus[g]
         if not st.pending or (before is not None and st.pending[0].stage == before):
             return st.resident
-        if before is None:
-            return self.queue_folds.fold(g, st, self._fold_step)
-        cache = self._holder_cache
-        key = ("after", g, before)
-        hit = cache.get(key)
-        if hit is None:
-            fold = self._fold_step(g)
-            resident = st.resident
-            for p in st.pending:
+        parts = self.queue_folds.partials(g, st, self._fold_step)
+        if before is not None:
+            for i, p in enumerate(st.pending):
                 if p.stage == before:
-                    break
-                resident = fold(resident, p)
-            hit = cache[key] = resident
-        return hit
+                    return parts[i]
+        return parts[-1]
 
     def _fold_step(self, g: int) -> FoldStep:
         """What GPU ``g`` holds after a queued stage loads its model onto it (LRU)."""
@@ -501,6 +509,7 @@ class ClusterState:
         self.graph, moved = self.graph.without(drop)
         s, w = moved.stages, moved.workflows
         self._gpus = [_renumbered(st, s) for st in self._gpus]
+        self._queue_folds = QueueFolds()  # a renumbered queue may equal an old one by value
         self._ready = {s[u] for u in self._ready if u in s}
         self._waiting_parents = {s[u]: n for u, n in self._waiting_parents.items() if u in s}
         self._placement = {s[u]: g for u, g in self._placement.items() if u in s}

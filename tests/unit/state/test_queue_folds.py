@@ -1,6 +1,6 @@
-"""QueueFolds: what a GPU holds after its queue, kept between snapshots, equals a fresh
-fold after any sequence of reservations, starts and finishes, and extends the last fold
-instead of redoing it."""
+"""QueueFolds: what a GPU holds as its queue starts, kept between snapshots, equals a
+fresh fold after any sequence of reservations, starts and finishes, and reuses the folds
+of the queue head it shares with the last state instead of redoing them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.state.cluster_state import (
     ClusterState,
     FoldStep,
-    GpuState,
     PendingStage,
     QueueFolds,
     Resident,
@@ -36,9 +35,10 @@ MODELS = {
 GROUPS = [(0,), (1,), (0, 1), (2,)]
 
 
-def build(n_stages: int, seed: int) -> ClusterState:
+def build(n_stages: int, seed: int, *, one_model: bool = False) -> ClusterState:
     rng = random.Random(seed)
-    stages = [stage(f"s{i}", f"m{rng.randrange(4)}") for i in range(n_stages)]
+    models = ["m0"] * n_stages if one_model else [f"m{rng.randrange(4)}" for _ in range(n_stages)]
+    stages = [stage(f"s{i}", m) for i, m in enumerate(models)]
     cluster, catalog = make_cluster([("n0", "big", 4)]), make_catalog(**MODELS)
     graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
     state = ClusterState(cluster, catalog, graph)
@@ -46,11 +46,21 @@ def build(n_stages: int, seed: int) -> ClusterState:
     return state
 
 
+def fresh_fold(snap: Snapshot, g: int, before: int | None) -> Resident:
+    """What GPU ``g`` holds when ``before`` starts (None: after its queue), step by step."""
+    step, resident = snap._fold_step(g), snap.gpus[g].resident
+    for p in snap.gpus[g].pending:
+        if p.stage == before:
+            break
+        resident = step(resident, p)
+    return resident
+
+
 def assert_fresh(snap: Snapshot) -> None:
-    """Every GPU's memoised fold equals one folded from scratch."""
-    fresh = dataclasses.replace(snap, queue_folds=QueueFolds())
-    for g in range(len(snap.gpus)):
-        assert snap.resident_after_queue(g) == fresh.resident_after_queue(g), f"GPU {g}"
+    """Every GPU's memoised folds equal ones folded from scratch."""
+    for g, st in enumerate(snap.gpus):
+        for before in (None, *(p.stage for p in st.pending)):
+            assert snap.resident_after_queue(g, before) == fresh_fold(snap, g, before), (g, before)
 
 
 def test_memoised_folds_equal_fresh_ones_through_a_random_run() -> None:
@@ -82,14 +92,15 @@ def test_memoised_folds_equal_fresh_ones_through_a_random_run() -> None:
                     state.apply(StageFinished(running.pop(0), t, 1.0))
             snap = state.snapshot()
             assert_fresh(snap)
-            # A planner's trial reservations share the memo with the state's snapshots.
+            # A planner's trial reservations share the memo with the state's snapshots;
+            # most are never applied.
             trial = snap
             for uid in waiting[:2]:
                 trial = trial.reserve(uid, rng.choice(GROUPS), 1.0)
                 assert_fresh(trial)
 
 
-def test_a_reservation_or_a_started_head_extends_the_last_fold() -> None:
+def test_a_state_reuses_the_folds_of_the_queue_head_it_shares_with_the_last() -> None:
     state = build(6, seed=1)
     for uid in range(5):
         state.apply(StageAssigned(uid, (0,), 0.0, 1.0))
@@ -104,24 +115,47 @@ def test_a_reservation_or_a_started_head_extends_the_last_fold() -> None:
 
     folds = QueueFolds()
     snap = dataclasses.replace(state.snapshot(), queue_folds=folds)
-    step_of = lambda g: counting(snap._fold_step(g))  # noqa: E731
-    first = folds.fold(0, snap.gpus[0], step_of)
-    assert len(steps) == 5, "the first fold walks the whole queue"
 
-    steps.clear()
-    assert folds.fold(0, snap.gpus[0], step_of) is first
-    assert steps == [], "the same GPU state is not folded again"
+    def steps_for(st_snap: Snapshot) -> int:
+        steps.clear()
+        parts = folds.partials(0, st_snap.gpus[0], lambda g: counting(snap._fold_step(g)))
+        assert parts[-1] == fresh_fold(st_snap, 0, None)
+        return len(steps)
 
-    reserved = snap.reserve(5, (0,), 1.0)
-    folds.fold(0, reserved.gpus[0], step_of)
-    assert len(steps) == 1, "a reservation folds only the stage it queued"
-
-    steps.clear()
+    assert steps_for(snap) == 5, "the first fold walks the whole queue"
+    assert steps_for(snap) == 0, "the same GPU state is not folded again"
+    assert steps_for(snap.reserve(5, (0,), 1.0)) == 1, "a reservation folds its stage only"
+    assert steps_for(snap) == 0, "a trial reservation dropped again costs nothing"
     state.apply(StageAssigned(5, (0,), 0.0, 1.0))
-    folds.fold(0, state.gpu(0), step_of)
+    assert steps_for(state.snapshot()) == 1
     state.apply(StageStarted(0, 0.0))
-    started: GpuState = state.gpu(0)
-    assert folds.fold(0, started, step_of) == dataclasses.replace(
-        snap, gpus=(started, *snap.gpus[1:]), queue_folds=QueueFolds()
-    ).resident_after_queue(0)
-    assert len(steps) == 1, "one step checks the head's load; the rest is not refolded"
+    assert steps_for(state.snapshot()) == 0, "the started head loaded as folded"
+
+
+def test_a_warm_start_that_leaves_the_resident_models_as_they_were_is_not_refolded() -> None:
+    state = build(4, seed=0, one_model=True)
+    for uid in range(4):
+        state.apply(StageAssigned(uid, (0,), 0.0, 1.0))
+    folds = QueueFolds()
+    steps: list[int] = []
+
+    def step_of(g: int) -> FoldStep:
+        step = state.snapshot()._fold_step(g)
+
+        def counted(resident: Resident, p: PendingStage) -> Resident:
+            steps.append(1)
+            return step(resident, p)
+
+        return counted
+
+    folds.partials(0, state.gpu(0), step_of)
+    state.apply(StageStarted(0, 0.0))  # cold: loads m0
+    state.apply(StageFinished(0, 1.0, 1.0))
+    folds.partials(0, state.gpu(0), step_of)
+    before = state.gpu(0).resident
+    state.apply(StageStarted(1, 1.0))  # warm: m0 stays where it was
+    assert state.gpu(0).resident == before
+    steps.clear()
+    parts = folds.partials(0, state.gpu(0), step_of)
+    assert steps == [], "the queue behind the started head is not folded again"
+    assert parts[-1] == fresh_fold(state.snapshot(), 0, None)
