@@ -85,6 +85,7 @@ class Scorer:
         self._large_uids = {u for u, _, _ in look.large}
 
         self._idle_blocks: dict[int, list[tuple[int, ...]]] = {}
+        self._idle_blocks_by_node: dict[int, dict[int, list[tuple[int, ...]]]] = {}
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -284,10 +285,14 @@ class Scorer:
         node = self._node_of[gpus[0]]
         taken = set(gpus)
         total = 0.0
+        delays: dict[int, bool] = {}  # per degree: whether taking ``gpus`` delays its stages
         for disc, k_u in self._large_on(node):
-            blocks = self._idle_blocks_of(k_u)
-            broken = sum(1 for b in blocks if self._node_of[b[0]] == node and taken.intersection(b))
-            if broken and len(blocks) - broken < self._large_demand[k_u]:
+            delayed = delays.get(k_u)
+            if delayed is None:
+                broken = sum(1 for b in self._idle_blocks_on(k_u, node) if taken.intersection(b))
+                left = len(self._idle_blocks_of(k_u)) - broken
+                delayed = delays[k_u] = bool(broken) and left < self._large_demand[k_u]
+            if delayed:
                 total += disc * run_s
         return total
 
@@ -314,6 +319,15 @@ class Scorer:
                         hit.append(block)
             self._idle_blocks[k] = hit
         return hit
+
+    def _idle_blocks_on(self, k: int, node: int) -> list[tuple[int, ...]]:
+        """The idle aligned blocks of ``k`` GPUs on ``node`` (`_idle_blocks_of`, by node)."""
+        by_node = self._idle_blocks_by_node.get(k)
+        if by_node is None:
+            by_node = self._idle_blocks_by_node[k] = {}
+            for block in self._idle_blocks_of(k):
+                by_node.setdefault(self._node_of[block[0]], []).append(block)
+        return by_node.get(node, [])
 
     def _idle(self, g: int) -> bool:
         st = self.snap.gpus[g]
