@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     cost = None
     if args.correction is not None:
         cost = CorrectionStore.load(args.correction).cost_model(inputs.cluster, inputs.catalog)
+    started = time.perf_counter()
     with progress_bar(f"simulating {args.policy}") as update:
         result = simulate(
             inputs.cluster,
@@ -77,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
                 prestart=not args.lazy_pods,
             ),
         )
+    wall_s = time.perf_counter() - started
     if args.no_timings:
         result = result.without_timings()
     print_summary(result)
+    if not args.no_timings:
+        stages = len(result.placements)
+        print(f"simulated {stages} stages in {wall_s:.2f} s ({stages / wall_s:,.0f} stages/s)")
     if args.json is not None:
         write_json(result, args.json)
         print(f"wrote {args.json}")

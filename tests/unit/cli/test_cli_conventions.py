@@ -119,5 +119,9 @@ def test_simulate_says_where_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
     argv = ["simulate", *inputs, "--workload", str(EXAMPLES / "workload.json")]
     assert main([*argv, "--policy", "greedy-eft", "--json", str(out)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"wrote {out}"
+    assert re.fullmatch(r"simulated \d+ stages in [\d.]+ s \([\d,]+ stages/s\)", lines[-2])
     assert out.exists()
+    assert main([*argv, "--policy", "greedy-eft", "--no-timings"]) == 0
+    assert "stages/s" not in capsys.readouterr().out, "--no-timings prints no wall clock"
