@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
+from airflow_fate.planner.fate.solver import LeanCpModel
 from airflow_fate.planner.fate.window import LoadKey, Window, WindowPlan
 
 WEIGHT_SCALE = 100
@@ -70,7 +71,7 @@ class ScheduleResult:
 
 
 def build_model(window: Window) -> ScheduleModel:
-    cp = cp_model.CpModel()
+    cp = LeanCpModel()
     horizon = window.horizon()
     m = ScheduleModel(cp, {}, {}, {}, {}, {}, {})
     intervals: dict[int, list[cp_model.IntervalVar]] = {}

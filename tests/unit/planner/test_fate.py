@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from ortools.sat.python import cp_model
 
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
@@ -75,6 +76,12 @@ def test_cp_sat_matches_brute_force(seed: int) -> None:
     sol = solve(p, build_model(p), time_limit_s=5.0, num_workers=1, random_seed=0)
     assert not sol.fallback
     assert p.objective(sol.picks) == pytest.approx(brute_force(p), abs=1e-5)
+
+
+def test_models_are_built_without_the_camel_case_aliases() -> None:
+    # What they solve to is checked against brute force above.
+    lean = build_model(random_problem(random.Random(7))).cp
+    assert hasattr(cp_model.CpModel(), "NewBoolVar") and not hasattr(lean, "NewBoolVar")
 
 
 def test_policy_problem_matches_brute_force() -> None:
