@@ -402,6 +402,11 @@ class FrontierPlanner:
 
     # -- restoring a previous scheduler's state --------------------------------------
 
+    def adopt_worker(self, gpus: tuple[int, ...]) -> None:
+        """A worker that outlived a restart holds exactly ``gpus`` (`ClusterState.adopt_worker`)."""
+        self.state.adopt_worker(gpus)
+        self._dirty = True
+
     def preload(self, model: str, gpus: tuple[int, ...]) -> None:
         """Mark ``model`` resident on ``gpus`` (a device that kept it across restarts)."""
         if model in self.catalog.models:

@@ -62,9 +62,13 @@ class Restorer:
         ``held`` is what the surviving workers themselves report (worker pods' agents):
         for each GPU set it names it is the truth, and the store's rows only supply when
         each model was last used; a model the store lists but the worker no longer holds
-        is dropped. For live devices it does not name (a worker not asked yet), and
-        without it, the store's rows stand.
+        is dropped, and the state learns each such worker's exact GPU set (a shard group's
+        worker, where it started with single-GPU ones). For live devices it does not name
+        (a worker not asked yet), and without it, the store's rows stand.
         """
+        for worker_gpus in held or {}:
+            if set(worker_gpus) <= live:  # its exact set, even when it holds nothing yet
+                self.rt.planner.adopt_worker(worker_gpus)
         done: set[tuple[str, tuple[int, ...]]] = set()
         for row in self.rt.store.residency():
             if row.tier != "gpu":

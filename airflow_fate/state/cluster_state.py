@@ -545,6 +545,22 @@ class ClusterState:
             self.cluster.nodes[node].host_cache_gib,
         )
 
+    def adopt_worker(self, gpus: tuple[int, ...]) -> None:
+        """A worker that outlived a scheduler restart holds exactly ``gpus``.
+
+        Call before `preload` puts what it holds back. Where the state had other workers
+        on those GPUs (the single-GPU ones it starts with, when the adopted worker is a
+        shard group's), they are replaced as a real start would: the next stage on
+        ``gpus`` finds a worker and pays no start, a stage on one of its GPUs alone pays
+        one. Nothing without set workers (a pod per stage).
+        """
+        if not self.hosting.set_workers:
+            return
+        if any(self._gpus[g].pod != gpus for g in gpus):
+            self._replace_workers(gpus)
+        for g in gpus:
+            self._gpus[g] = replace(self._gpus[g], idle_since=self.now)
+
     def correct_pod_start(self, pod_start_s: float) -> None:
         """Price pod starts at ``pod_start_s`` from now on (measured, `PodStartCorrection`)."""
         self.hosting = replace(self.hosting, pod_start_s=pod_start_s)
@@ -656,6 +672,11 @@ class ClusterState:
         idle_s = self.hosting.worker_idle_s
         if all(self._gpus[g].pod_alive(gpus, now, idle_s) for g in gpus):
             return False
+        self._replace_workers(gpus)
+        return True
+
+    def _replace_workers(self, gpus: tuple[int, ...]) -> None:
+        """An empty worker for exactly ``gpus``; those it replaces go with what they held."""
         doomed = set(gpus)
         for g in gpus:
             doomed.update(self._gpus[g].pod or ())
@@ -663,7 +684,6 @@ class ClusterState:
             self._gpus[h] = replace(
                 self._gpus[h], pod=gpus if h in gpus else None, resident=(), prefix_kv=()
             )
-        return True
 
     def _finish(self, event: StageFinished) -> None:
         stage = self.graph.stages[event.stage]

@@ -178,3 +178,31 @@ def test_local_workers_are_replaced_like_pods_but_start_free() -> None:
     cold = cost.cold_load_time(after.model, (0,), snap)
     assert cost.load_time(after, (0,), snap) == pytest.approx(cold), "cold, with no start cost"
     assert cost.reused_tokens(after, (0,), snap) == 0
+
+
+def test_an_adopted_shard_group_worker_replaces_the_single_gpu_ones_the_state_began_with() -> None:
+    state = _state([stage("a"), stage("b"), stage("c")], prestart=True)
+    assert [state.gpu(g).pod for g in (0, 1)] == [(0,), (1,)]
+    state.adopt_worker((0, 1))
+    assert [state.gpu(g).pod for g in (0, 1)] == [(0, 1), (0, 1)]
+    assert not _run(state, 0, (0, 1), 1.0), "the adopted worker serves its own set"
+    assert _run(state, 1, (0,), 3.0), "one of its GPUs alone needs a worker of its own"
+    assert state.gpu(1).pod is None, "which replaced the shard group's"
+    assert not _run(state, 2, (2,), 5.0), "other GPUs keep their single-GPU workers"
+
+
+def test_an_adopted_worker_keeps_what_is_preloaded_after_it_and_starts_its_idle_clock() -> None:
+    state = _state([stage("a")], prestart=False)
+    state.now = 50.0
+    state.adopt_worker((2,))
+    state.preload("small-lm", (2,))
+    state.adopt_worker((2,))  # told twice (a second reconcile): nothing is lost
+    assert state.gpu(2).pod == (2,) and state.gpu(2).holds("small-lm", (2,))
+    assert state.gpu(2).pod_alive((2,), 50.0 + IDLE_S, IDLE_S)
+    assert not state.gpu(2).pod_alive((2,), 51.0 + IDLE_S, IDLE_S)
+
+
+def test_a_pod_per_stage_has_no_workers_to_adopt() -> None:
+    state = _state([stage("a")], mode="pod-per-stage")
+    state.adopt_worker((0, 1))
+    assert state.gpu(0).pod is None and state.gpu(1).pod is None
