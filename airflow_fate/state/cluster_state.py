@@ -228,7 +228,7 @@ class Snapshot:
     service: Mapping[int, float]
     hosting: Hosting = field(default_factory=Hosting)
     """The launcher's model: what outlives a stage, and what a pod costs to start."""
-    queue_folds: QueueFolds = field(default_factory=lambda: QueueFolds(), compare=False, repr=False)
+    queue_folds: QueueFolds = field(default_factory=QueueFolds, compare=False, repr=False)
     """What each GPU holds once its whole queue has started, shared by every snapshot of
     one `ClusterState` and the snapshots `reserve` derives from them."""
 
