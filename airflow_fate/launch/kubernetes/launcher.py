@@ -260,8 +260,8 @@ class KubernetesLauncher:
         )
         found: dict[TaskKey, Json] = {}
         for pod in pods:
-            key = naming.key_from_annotations(_meta(pod).get("annotations"))
-            if key in wanted and not _meta(pod).get("deletionTimestamp"):
+            key = naming.key_from_annotations(naming.metadata(pod).get("annotations"))
+            if key in wanted and not naming.metadata(pod).get("deletionTimestamp"):
                 found[key] = pod
         adopted = {
             key
@@ -276,7 +276,7 @@ class KubernetesLauncher:
         key = pending.request.key
         pending.attempts += 1
         pod = pending.objects.pod
-        name = _meta(pod)["name"]
+        name = naming.metadata(pod)["name"]
         try:
             if pending.objects.claim is not None and not pending.claim_created:
                 self._pod_api().create_claim(pending.namespace, pending.objects.claim)
@@ -330,7 +330,7 @@ class KubernetesLauncher:
     def _on_conflict(self, pending: _PendingLaunch) -> None:
         """The pod already exists: adopt it if it is this try's, never create another."""
         key = pending.request.key
-        name = _meta(pending.objects.pod)["name"]
+        name = naming.metadata(pending.objects.pod)["name"]
         try:
             existing = self._pod_api().read_pod(pending.namespace, name)
         except KubernetesApiError as exc:
@@ -341,7 +341,7 @@ class KubernetesLauncher:
             pending.not_before = self._clock()
             self._pending[key] = pending
             return
-        found = naming.key_from_annotations(_meta(existing).get("annotations"))
+        found = naming.key_from_annotations(naming.metadata(existing).get("annotations"))
         if found != key:
             self._emit(
                 EventKind.FAILED,
@@ -356,7 +356,7 @@ class KubernetesLauncher:
 
     def _take_over(self, key: TaskKey, pod: Json, *, announce: bool = False) -> bool:
         """Track an existing pod of ``key``, relabelling it to this executor if needed."""
-        meta = _meta(pod)
+        meta = naming.metadata(pod)
         namespace = meta["namespace"]
         labels = meta.get("labels") or {}
         owner = labels.get(naming.EXECUTOR_LABEL)
@@ -368,7 +368,7 @@ class KubernetesLauncher:
                 self._emit(EventKind.FAILED, key, meta["name"], namespace, reason=str(exc))
                 return False
         self._ensure_watch(namespace)
-        tracked = self._track(key, namespace, pod, _placement_from(pod))
+        tracked = self._track(key, namespace, pod, naming.placement_from_annotations(pod))
         if announce or owner != self._executor_label:
             self._emit(
                 EventKind.ADOPTED,
@@ -385,12 +385,12 @@ class KubernetesLauncher:
     def _track(
         self, key: TaskKey, namespace: str, pod: Json, placement: GpuPlacement | None
     ) -> _Tracked:
-        annotations = _meta(pod).get("annotations") or {}
+        annotations = naming.metadata(pod).get("annotations") or {}
         mode = GpuMode(annotations.get(naming.GPU_MODE_ANNOTATION, self.settings.pod.gpu_mode))
         tracked = _Tracked(
             key=key,
             namespace=namespace,
-            pod_name=_meta(pod)["name"],
+            pod_name=naming.metadata(pod)["name"],
             mode=mode,
             placement=placement,
             has_claim=mode is GpuMode.DRA,
@@ -435,7 +435,7 @@ class KubernetesLauncher:
         """After a (re-)list: report every listed pod, and resolve tracked pods not listed."""
         listed = set()
         for pod in snapshot.pods:
-            listed.add(_meta(pod).get("name"))
+            listed.add(naming.metadata(pod).get("name"))
             self._observe(pod)
         for tracked in list(self._tracked.values()):
             if tracked.namespace != snapshot.namespace or tracked.pod_name in listed:
@@ -454,11 +454,11 @@ class KubernetesLauncher:
                 self._on_deleted(current)
 
     def _tracked_for(self, pod: Json) -> _Tracked | None:
-        key = naming.key_from_annotations(_meta(pod).get("annotations"))
+        key = naming.key_from_annotations(naming.metadata(pod).get("annotations"))
         if key is None:
             return None
         tracked = self._tracked.get(key)
-        if tracked is None or tracked.pod_name != _meta(pod).get("name"):
+        if tracked is None or tracked.pod_name != naming.metadata(pod).get("name"):
             return None
         return tracked
 
@@ -491,7 +491,7 @@ class KubernetesLauncher:
         tracked = self._tracked_for(pod)
         if tracked is None:
             return
-        meta = _meta(pod)
+        meta = naming.metadata(pod)
         if not meta.get("deletionTimestamp"):
             if self._still_ours(pod):
                 return  # still ours and live: a stale event; the watch will catch up
@@ -511,7 +511,7 @@ class KubernetesLauncher:
                 self._pod_api().delete_claim(tracked.namespace, tracked.pod_name)
 
     def _still_ours(self, pod: Json) -> bool:
-        meta = _meta(pod)
+        meta = naming.metadata(pod)
         labels = meta.get("labels") or {}
         return (
             not meta.get("deletionTimestamp")
@@ -657,24 +657,3 @@ class KubernetesLauncher:
             node=node,
             gpu_uuids=gpu_uuids,
         )
-
-
-def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _placement_from(pod: Json) -> GpuPlacement | None:
-    """The planned placement recorded in a pod's annotations (for adopted pods)."""
-    annotations = _meta(pod).get("annotations") or {}
-    node = annotations.get(naming.NODE_ANNOTATION)
-    indices = annotations.get(naming.GPU_INDICES_ANNOTATION, "")
-    uuids = annotations.get(naming.GPU_UUIDS_ANNOTATION, "")
-    try:
-        return GpuPlacement(
-            node=node or "",
-            gpu_indices=tuple(int(i) for i in indices.split(",") if i),
-            gpu_uuids=tuple(u for u in uuids.split(",") if u),
-        )
-    except ValueError:
-        return None

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from airflow_fate.launch.types import TaskKey
+from airflow_fate.launch.types import GpuPlacement, TaskKey
 
 PREFIX = "airflow-fate"
 EXECUTOR_LABEL = f"{PREFIX}/executor"
@@ -115,6 +117,38 @@ def key_from_annotations(annotations: dict[str, str] | None) -> TaskKey | None:
         )
     except (KeyError, ValueError):
         return None
+
+
+def placement_annotations(placement: GpuPlacement) -> dict[str, str]:
+    """The GPU set a pod holds (node, indices on it, UUIDs), kept in annotations so a
+    restarted scheduler reads it back (`placement_from_annotations`)."""
+    return {
+        NODE_ANNOTATION: placement.node,
+        GPU_INDICES_ANNOTATION: ",".join(str(i) for i in placement.gpu_indices),
+        GPU_UUIDS_ANNOTATION: ",".join(placement.gpu_uuids),
+    }
+
+
+def placement_from_annotations(pod: Mapping[str, Any]) -> GpuPlacement | None:
+    """The GPU set recorded on ``pod`` (`placement_annotations`), or None when it names
+    no node or its indices are not integers."""
+    annotations = metadata(pod).get("annotations") or {}
+    try:
+        return GpuPlacement(
+            node=annotations.get(NODE_ANNOTATION) or "",
+            gpu_indices=tuple(
+                int(i) for i in annotations.get(GPU_INDICES_ANNOTATION, "").split(",") if i
+            ),
+            gpu_uuids=tuple(u for u in annotations.get(GPU_UUIDS_ANNOTATION, "").split(",") if u),
+        )
+    except ValueError:
+        return None
+
+
+def metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An API object's ``metadata`` as a dict (empty when missing or malformed)."""
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
 
 
 def pod_name(key: TaskKey) -> str:

@@ -215,9 +215,7 @@ def _metadata(
         **(base.get("annotations") or {}),
         **settings.annotations,
         **naming.task_annotations(request.key),
-        naming.NODE_ANNOTATION: placement.node,
-        naming.GPU_INDICES_ANNOTATION: ",".join(str(i) for i in placement.gpu_indices),
-        naming.GPU_UUIDS_ANNOTATION: ",".join(placement.gpu_uuids),
+        **naming.placement_annotations(placement),
         naming.GPU_MODE_ANNOTATION: settings.gpu_mode.value,
     }
     return meta

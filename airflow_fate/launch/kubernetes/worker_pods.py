@@ -38,6 +38,7 @@ from kubernetes import client  # type: ignore[import-untyped,import-not-found,un
 from airflow_fate.launch.agent.auth import Secret
 from airflow_fate.launch.agent.client import AgentClient, AgentError
 from airflow_fate.launch.agent.messages import AgentState, TaskSubmission, WireKey
+from airflow_fate.launch.agent.outcomes import ended_tries
 from airflow_fate.launch.inventory import Inventory
 from airflow_fate.launch.kubernetes import naming
 from airflow_fate.launch.kubernetes.agent_secret import ensure_agent_secret
@@ -406,7 +407,7 @@ class WorkerPodLauncher:
             pod.not_before = self._clock() + 1.0
             pod.last_error = str(exc)
             return
-        if existing is None or _meta(existing).get("deletionTimestamp"):
+        if existing is None or naming.metadata(existing).get("deletionTimestamp"):
             pod.not_before = self._clock() + 1.0  # still going away: try again
             return
         log.info("worker pod %s already exists (409); taking it over", pod.name)
@@ -419,8 +420,8 @@ class WorkerPodLauncher:
         ready agent what it holds and runs."""
         now = self._clock()
         for found in self._api().list_pods(self._namespace, naming.worker_selector()):
-            meta = _meta(found)
-            placement = _placement_from(found)
+            meta = naming.metadata(found)
+            placement = naming.placement_from_annotations(found)
             if meta.get("deletionTimestamp") or placement is None:
                 continue
             status = read_pod_status(found, self.settings.fatal_waiting_reasons)
@@ -453,7 +454,7 @@ class WorkerPodLauncher:
         log.info("starting %d single-GPU worker pods ahead of work", started)
 
     def _relabel(self, pod: Json) -> None:
-        meta = _meta(pod)
+        meta = naming.metadata(pod)
         if (meta.get("labels") or {}).get(naming.EXECUTOR_LABEL) == self._executor_label:
             return
         patch = {"metadata": {"labels": {naming.EXECUTOR_LABEL: self._executor_label}}}
@@ -506,7 +507,7 @@ class WorkerPodLauncher:
 
     def _handle(self, observation: Observation) -> None:
         if isinstance(observation, PodSnapshot):
-            listed = {_meta(p).get("name") for p in observation.pods}
+            listed = {naming.metadata(p).get("name") for p in observation.pods}
             for found in observation.pods:
                 self._observe(found)
             for pod in list(self._pods.values()):
@@ -530,12 +531,12 @@ class WorkerPodLauncher:
             self._observe(current)
 
     def _observe(self, found: Json) -> None:
-        pod = self._pods.get(_meta(found).get("name", ""))
+        pod = self._pods.get(naming.metadata(found).get("name", ""))
         if pod is None or pod.objects is not None:
             return
         worker = self.pool.get(pod.name)
         status = read_pod_status(found, self.settings.fatal_waiting_reasons)
-        if _meta(found).get("deletionTimestamp"):
+        if naming.metadata(found).get("deletionTimestamp"):
             if worker is not None and worker.phase is not WorkerPhase.DELETING:
                 self._lost(pod, "was deleted")  # by someone else, under its tasks
             return
@@ -558,11 +559,11 @@ class WorkerPodLauncher:
             self._delete(pod)
 
     def _on_deleted(self, found: Json) -> None:
-        pod = self._pods.get(_meta(found).get("name", ""))
+        pod = self._pods.get(naming.metadata(found).get("name", ""))
         if pod is None:
             return
-        if not _meta(found).get("deletionTimestamp"):
-            labels = _meta(found).get("labels") or {}
+        if not naming.metadata(found).get("deletionTimestamp"):
+            labels = naming.metadata(found).get("labels") or {}
             owner = labels.get(naming.EXECUTOR_LABEL)
             if owner != self._executor_label:  # another scheduler took it over
                 worker = self.pool.gone(pod.name)
@@ -648,29 +649,12 @@ class WorkerPodLauncher:
         worker = self.pool.get(pod.name)
         assert worker is not None
         consumed: list[TaskKey] = []
-        for key in sorted(worker.tasks, key=str):
-            report = state.task(key)
-            if report is None:
-                self.pool.task_ended(key, now)
-                self._emit_for(
-                    pod,
-                    EventKind.FAILED,
-                    key,
-                    reason=f"worker pod {pod.name} on node {pod.node} no longer knows the task",
-                )
-            elif not report.running:
-                self.pool.task_ended(key, now)
-                consumed.append(key)
-                if report.exit_code == 0:
-                    self._emit_for(pod, EventKind.SUCCEEDED, key)
-                else:
-                    self._emit_for(
-                        pod,
-                        EventKind.FAILED,
-                        key,
-                        reason=f"task process in worker pod {pod.name} on node {pod.node} "
-                        f"exited with code {report.exit_code}",
-                    )
+        where = f"worker pod {pod.name} on node {pod.node}"
+        for outcome in ended_tries(worker.tasks, state, where):
+            self.pool.task_ended(outcome.key, now)
+            if outcome.reported:
+                consumed.append(outcome.key)
+            self._emit_for(pod, outcome.kind, outcome.key, reason=outcome.reason)
         for key, name in list(self._cancelled.items()):
             report = state.task(key) if name == pod.name else None
             if report is not None and not report.running:
@@ -746,25 +730,3 @@ class WorkerPodLauncher:
             "%s %s (worker pod %s) %s", event.kind.value, event.key, event.pod_name, event.reason
         )
         self._events.append(event)
-
-
-def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _placement_from(pod: Json) -> GpuPlacement | None:
-    """The GPU set a worker pod holds, from its annotations."""
-    annotations = _meta(pod).get("annotations") or {}
-    try:
-        return GpuPlacement(
-            node=annotations.get(naming.NODE_ANNOTATION) or "",
-            gpu_indices=tuple(
-                int(i) for i in annotations.get(naming.GPU_INDICES_ANNOTATION, "").split(",") if i
-            ),
-            gpu_uuids=tuple(
-                u for u in annotations.get(naming.GPU_UUIDS_ANNOTATION, "").split(",") if u
-            ),
-        )
-    except ValueError:
-        return None

@@ -160,9 +160,9 @@ def _metadata(base: Mapping[str, Any], config: AgentConfig, settings: LauncherSe
     meta["annotations"] = {
         **(base.get("annotations") or {}),
         **settings.pod.annotations,
-        naming.NODE_ANNOTATION: config.node,
-        naming.GPU_INDICES_ANNOTATION: ",".join(str(i) for i in config.gpu_indices),
-        naming.GPU_UUIDS_ANNOTATION: ",".join(config.gpu_uuids),
+        **naming.placement_annotations(
+            GpuPlacement(config.node, tuple(config.gpu_indices), tuple(config.gpu_uuids))
+        ),
         naming.GPU_MODE_ANNOTATION: settings.pod.gpu_mode.value,
     }
     return meta

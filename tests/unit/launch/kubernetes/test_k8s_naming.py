@@ -97,3 +97,18 @@ def test_selectors() -> None:
     selector = naming.task_selector(key)
     assert f"airflow-fate/run-id={naming.label_value('r:1')}" in selector
     assert "airflow-fate/try-number=1" in selector
+
+
+def test_a_pods_gpu_set_reads_back_from_its_annotations() -> None:
+    from airflow_fate.launch.types import GpuPlacement
+
+    placement = GpuPlacement("h100-a", (2, 3), ("GPU-a", "GPU-b"))
+    pod = {"metadata": {"annotations": naming.placement_annotations(placement)}}
+    assert naming.placement_from_annotations(pod) == placement
+
+
+def test_unreadable_placement_annotations() -> None:
+    not_a_number = {"metadata": {"annotations": {naming.GPU_INDICES_ANNOTATION: "1,x"}}}
+    assert naming.placement_from_annotations(not_a_number) is None
+    no_metadata = {"metadata": "not a mapping"}
+    assert naming.placement_from_annotations(no_metadata) is None  # no node
