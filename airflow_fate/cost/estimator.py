@@ -10,7 +10,10 @@
   link (``host_to_gpu_gbps``); node local disk -> the node reads all ``weights`` once at
   ``local_disk_gbps``; else the remote store at ``min(remote_store_gbps,
   node.network_gbps)``. Figures follow ServerlessLLM (OSDI'24) and the H200/H100
-  measurements in ``shared/calibration/README.md``.
+  measurements in ``shared/calibration/README.md``. A node's cache and disk hold a model
+  only once the load that brought it there is through: a load of the same model on the
+  node meanwhile ends no sooner than that one (`NodeState.fills`), since it waits for
+  the same bytes.
   When the stage needs a new pod first (every stage with a pod per stage; the first on
   a GPU set without a live worker pod), the pod's start (``cluster.yaml``
   ``pod_start_s``) is part of the load, and the pod starts empty: the model loads cold
@@ -201,10 +204,17 @@ class CostModel:
         ns = snap.nodes[node]
         factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
         if ns.cached(model_name):
-            return factor * weights_gb / len(gpus) / self._host_gbps
-        if model_name in ns.disk:
-            return factor * weights_gb / self._disk_gbps
-        return factor * weights_gb / self._remote_gbps[node]
+            seconds = factor * weights_gb / len(gpus) / self._host_gbps
+        elif model_name in ns.disk:
+            seconds = factor * weights_gb / self._disk_gbps
+        else:
+            return factor * weights_gb / self._remote_gbps[node]
+        fill = ns.fills.get(model_name)
+        if fill is not None:  # the cache and disk have it only once this load is through
+            began, from_disk = fill
+            gbps = self._disk_gbps if from_disk else self._remote_gbps[node]
+            seconds = max(seconds, began + factor * weights_gb / gbps - snap.now)
+        return seconds
 
     def transfer_time(self, nbytes: float, src: tuple[int, ...], dst: tuple[int, ...]) -> float:
         """Seconds to move ``nbytes`` from where ``src`` ran to GPU set ``dst``."""

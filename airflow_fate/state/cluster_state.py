@@ -99,6 +99,12 @@ class NodeState:
 
     host_cache: tuple[tuple[str, float], ...] = ()
     disk: frozenset[str] = frozenset()
+    fills: Mapping[str, tuple[float, bool]] = field(default_factory=dict)
+    """Per model, when its last load here that did not find it in the host cache began,
+    and whether it read local disk (else the remote store). The cache and disk hold the
+    weights only once that load is through: another load of the model on this node ends
+    no sooner (`CostModel.cold_load_time`), as a second reader of a file still being
+    fetched waits for the fetch."""
 
     def cached(self, model: str) -> bool:
         return any(m == model for m, _ in self.host_cache)
@@ -654,6 +660,7 @@ class ClusterState:
                 stage.model,
                 model.weights_gib,
                 self.cluster.nodes[node].host_cache_gib,
+                fill_from=event.time,
             )
         return StartEffects(loaded_gpus=loaded, evictions=evictions, pod_started=pod_started)
 
@@ -775,15 +782,24 @@ def _touch_lru(
     return tuple(kept)
 
 
-def _cache_on_node(node: NodeState, model: str, gib: float, capacity: float) -> NodeState:
-    """A model loaded on a node lands on its local disk and in its host page cache (LRU)."""
+def _cache_on_node(
+    node: NodeState, model: str, gib: float, capacity: float, fill_from: float | None = None
+) -> NodeState:
+    """A model loaded on a node lands on its local disk and in its host page cache (LRU).
+
+    With ``fill_from`` the load began then, and when it did not find the model in the
+    host cache it is the fill that the cache and disk wait for (`NodeState.fills`).
+    """
+    fills = node.fills
+    if fill_from is not None and not node.cached(model):
+        fills = {**fills, model: (fill_from, model in node.disk)}
     cache = list(node.host_cache)
     cache = [c for c in cache if c[0] != model]
     if gib <= capacity:
         while cache and sum(c[1] for c in cache) + gib > capacity:
             cache.pop(0)
         cache.append((model, gib))
-    return NodeState(host_cache=tuple(cache), disk=node.disk | {model})
+    return NodeState(host_cache=tuple(cache), disk=node.disk | {model}, fills=fills)
 
 
 def _renumbered(st: GpuState, uids: Mapping[int, int]) -> GpuState:

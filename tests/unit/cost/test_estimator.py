@@ -40,6 +40,7 @@ def test_load_tiers() -> None:
     snap = state.snapshot()
     assert cost.load_time(a, (0,), snap) == pytest.approx(weights_gb / min(REMOTE, NET))
     run_stage(state, 0, (0,))
+    state.now = 10.0  # a's fetch from the remote store is through
     snap = state.snapshot()
     assert cost.load_time(b, (0,), snap) == 0.0, "resident on the same GPU"
     assert cost.load_time(b, (1,), snap) == pytest.approx(weights_gb / HOST), (

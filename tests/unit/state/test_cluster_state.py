@@ -116,6 +116,43 @@ def test_load_puts_model_in_host_cache_and_disk() -> None:
     assert not state.node(1).cached("small-lm")
 
 
+def test_a_second_load_on_the_node_waits_for_the_first_to_bring_the_weights() -> None:
+    """The host cache and disk get a model when the load that fetches it is through: a
+    load of it on another GPU of the node meanwhile ends no sooner (the same bytes)."""
+    from airflow_fate.cost.estimator import CostModel
+
+    state = build([stage("a"), stage("b")])
+    cost = CostModel(state.cluster, state.catalog)
+    remote = cost.cold_load_time("small-lm", (0,), state.snapshot())
+    state.apply(StageAssigned(0, (0,), 0.0, remote + 1.0))
+    state.apply(StageStarted(0, 0.0))
+    host = 4.0 * 1.073741824 / 25.0  # 4 GiB over one GPU's PCIe link
+    assert remote == pytest.approx(4.0 * 1.073741824 / 1.25)  # remote store
+    for now, expected in ((1.0, remote - 1.0), (remote - host / 2, host), (remote + 5.0, host)):
+        state.now = now
+        assert cost.cold_load_time("small-lm", (1,), state.snapshot()) == pytest.approx(expected)
+    assert cost.cold_load_time("small-lm", (4,), state.snapshot()) == pytest.approx(remote)
+
+
+def test_a_fill_from_local_disk_is_waited_for_at_disk_speed() -> None:
+    from airflow_fate.cost.estimator import CostModel
+
+    state = build([stage("a"), stage("b"), stage("c")])
+    cost = CostModel(state.cluster, state.catalog)
+    run(state, 0, (0,), 0.0)  # fetched once: on the node's disk and in its cache
+    evict = dataclasses.replace(state.node(0), host_cache=())
+    state._nodes[0] = evict  # the page cache dropped it; the disk keeps it
+    state.now = 100.0  # long after that fetch
+    disk = cost.cold_load_time("small-lm", (0,), state.snapshot())
+    assert disk == pytest.approx(4.0 * 1.073741824 / 3.0)
+    state.now = 200.0
+    state.apply(StageAssigned(1, (1,), 200.0, 1.0))
+    state.apply(StageStarted(1, 200.0))  # GPU 1 reads it from disk back into the cache
+    assert state.node(0).fills["small-lm"] == (200.0, True)
+    state.now = 200.5
+    assert cost.cold_load_time("small-lm", (2,), state.snapshot()) == pytest.approx(disk - 0.5)
+
+
 def test_assigning_a_stage_that_is_not_ready_fails() -> None:
     state = build([stage("a"), stage("b", parents=["a"])])
     with pytest.raises(ValueError, match="not ready"):
