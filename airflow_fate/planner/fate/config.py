@@ -71,7 +71,10 @@ class FateConfig:
     every load (real-dag 50.2 -> 27.4 s at 0.3, 79.8 -> 60.4 s at 0.7, 107.6 -> 98.1 s at
     1.1; prefix-reuse 58.6 -> 29.5 s) and halved model loads and evictions at 0.7; makespan
     changed by -7% to +0.4%. ``beta`` 2 and 5 and ``widen_slack`` 0 were within noise of
-    the chosen values: the mechanisms matter, not the exact numbers.
+    the chosen values: the mechanisms matter, not the exact numbers. All of these were
+    chosen before the simulator made a node's later loads of a model wait for the fetch
+    that brings it there (`NodeState.fills`), which made the start of every run costlier
+    and the figures above optimistic; they have not been tuned again since.
 
     ``receding_horizon`` stays off: on tuning seeds 0-2 (100 workflows, loads 0.7-1.1)
     the window schedule won prefix-reuse (fewer loads, lower mean latency) but lost mean
