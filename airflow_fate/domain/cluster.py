@@ -66,6 +66,12 @@ class NodeSpec(_Strict):
     nvlink: bool = False
     host_cache_gib: float = Field(ge=0)
     network_gbps: float = Field(gt=0)
+    models_on_disk: tuple[str, ...] = Field(
+        default=(),
+        description="models (models.yaml names) already on this node's local disk when the "
+        "scheduler starts, e.g. pre-pulled; every other model comes from the remote store "
+        "on its first load here",
+    )
 
 
 class Cluster(_Strict):

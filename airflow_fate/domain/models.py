@@ -68,6 +68,16 @@ class ModelCatalog(_Strict):
                 ("version", f"unsupported version {self.version}; expected {FORMAT_VERSION}")
             )
         if cluster is not None:
+            for i, node in enumerate(cluster.nodes):
+                for j, model in enumerate(node.models_on_disk):
+                    if model not in self.models:
+                        errors.append(
+                            (
+                                format_loc(["models"]),
+                                f"no model {model!r}, which cluster.yaml "
+                                f"nodes[{i}].models_on_disk[{j}] names",
+                            )
+                        )
             for name, spec in self.models.items():
                 for gpu_type in spec.per_gpu_type:
                     if gpu_type not in cluster.gpu_types:

@@ -418,7 +418,9 @@ class ClusterState:
         self._gpus: list[GpuState] = [
             GpuState(pod=(ref.index,) if prestarted else None) for ref in cluster.gpus
         ]
-        self._nodes: list[NodeState] = [NodeState() for _ in cluster.nodes]
+        self._nodes: list[NodeState] = [
+            NodeState(disk=frozenset(node.models_on_disk)) for node in cluster.nodes
+        ]
         self._node_of = tuple(ref.node for ref in cluster.gpus)
         self._ready: set[int] = set()
         self._waiting_parents: dict[int, int] = {}

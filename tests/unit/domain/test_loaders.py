@@ -149,6 +149,20 @@ def test_unknown_gpu_type(tmp_path: Path) -> None:
     assert err.value.path == "nodes[2].gpu_type" and "unknown gpu_type 'TPU'" in err.value.reason
 
 
+def test_models_on_disk_must_be_catalog_models(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "cluster.yaml").read_text())
+    data["nodes"][1]["models_on_disk"] = ["llama-3.1-8b-instruct", "gpt-9"]
+    p = tmp_path / "cluster.yaml"
+    p.write_text(yaml.safe_dump(data))
+    cluster = load_cluster(p)
+    assert cluster.nodes[1].models_on_disk == ("llama-3.1-8b-instruct", "gpt-9")
+    with pytest.raises(InputError) as err:
+        load_models(EXAMPLES / "models.yaml", cluster)
+    assert err.value.reason == (
+        "no model 'gpt-9', which cluster.yaml nodes[1].models_on_disk[1] names"
+    )
+
+
 def test_malformed_yaml(tmp_path: Path) -> None:
     p = tmp_path / "models.yaml"
     p.write_text("models:\n  a: [1, 2\n")

@@ -153,6 +153,24 @@ def test_a_fill_from_local_disk_is_waited_for_at_disk_speed() -> None:
     assert cost.cold_load_time("small-lm", (2,), state.snapshot()) == pytest.approx(disk - 0.5)
 
 
+def test_models_on_disk_load_from_disk_from_the_start() -> None:
+    """A node's ``models_on_disk`` (pre-pulled weights) is on its disk before any load:
+    the first load there reads local disk, elsewhere the remote store."""
+    from airflow_fate.cost.estimator import CostModel
+
+    cluster = make_cluster()
+    nodes = [cluster.nodes[0].model_copy(update={"models_on_disk": ("small-lm",)})]
+    cluster = cluster.model_copy(update={"nodes": nodes + list(cluster.nodes[1:])})
+    catalog = make_catalog()
+    graph = WorkloadGraph.from_workload(make_workload([stage("a")], copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    cost = CostModel(cluster, catalog)
+    snap = state.snapshot()
+    assert state.node(0).disk == {"small-lm"} and not state.node(1).disk
+    assert cost.cold_load_time("small-lm", (0,), snap) == pytest.approx(4.0 * 1.073741824 / 3.0)
+    assert cost.cold_load_time("small-lm", (4,), snap) == pytest.approx(4.0 * 1.073741824 / 1.25)
+
+
 def test_assigning_a_stage_that_is_not_ready_fails() -> None:
     state = build([stage("a"), stage("b", parents=["a"])])
     with pytest.raises(ValueError, match="not ready"):
