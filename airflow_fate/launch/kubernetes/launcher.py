@@ -260,8 +260,9 @@ class KubernetesLauncher:
         )
         found: dict[TaskKey, Json] = {}
         for pod in pods:
-            key = naming.key_from_annotations(naming.metadata(pod).get("annotations"))
-            if key in wanted and not naming.metadata(pod).get("deletionTimestamp"):
+            meta = naming.metadata(pod)
+            key = naming.key_from_annotations(meta.get("annotations"))
+            if key in wanted and not meta.get("deletionTimestamp"):
                 found[key] = pod
         adopted = {
             key
@@ -385,12 +386,13 @@ class KubernetesLauncher:
     def _track(
         self, key: TaskKey, namespace: str, pod: Json, placement: GpuPlacement | None
     ) -> _Tracked:
-        annotations = naming.metadata(pod).get("annotations") or {}
+        meta = naming.metadata(pod)
+        annotations = meta.get("annotations") or {}
         mode = GpuMode(annotations.get(naming.GPU_MODE_ANNOTATION, self.settings.pod.gpu_mode))
         tracked = _Tracked(
             key=key,
             namespace=namespace,
-            pod_name=naming.metadata(pod)["name"],
+            pod_name=meta["name"],
             mode=mode,
             placement=placement,
             has_claim=mode is GpuMode.DRA,
@@ -454,11 +456,12 @@ class KubernetesLauncher:
                 self._on_deleted(current)
 
     def _tracked_for(self, pod: Json) -> _Tracked | None:
-        key = naming.key_from_annotations(naming.metadata(pod).get("annotations"))
+        meta = naming.metadata(pod)
+        key = naming.key_from_annotations(meta.get("annotations"))
         if key is None:
             return None
         tracked = self._tracked.get(key)
-        if tracked is None or tracked.pod_name != naming.metadata(pod).get("name"):
+        if tracked is None or tracked.pod_name != meta.get("name"):
             return None
         return tracked
 

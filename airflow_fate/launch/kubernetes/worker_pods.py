@@ -531,12 +531,13 @@ class WorkerPodLauncher:
             self._observe(current)
 
     def _observe(self, found: Json) -> None:
-        pod = self._pods.get(naming.metadata(found).get("name", ""))
+        meta = naming.metadata(found)
+        pod = self._pods.get(meta.get("name", ""))
         if pod is None or pod.objects is not None:
             return
         worker = self.pool.get(pod.name)
         status = read_pod_status(found, self.settings.fatal_waiting_reasons)
-        if naming.metadata(found).get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):
             if worker is not None and worker.phase is not WorkerPhase.DELETING:
                 self._lost(pod, "was deleted")  # by someone else, under its tasks
             return
@@ -559,11 +560,12 @@ class WorkerPodLauncher:
             self._delete(pod)
 
     def _on_deleted(self, found: Json) -> None:
-        pod = self._pods.get(naming.metadata(found).get("name", ""))
+        meta = naming.metadata(found)
+        pod = self._pods.get(meta.get("name", ""))
         if pod is None:
             return
-        if not naming.metadata(found).get("deletionTimestamp"):
-            labels = naming.metadata(found).get("labels") or {}
+        if not meta.get("deletionTimestamp"):
+            labels = meta.get("labels") or {}
             owner = labels.get(naming.EXECUTOR_LABEL)
             if owner != self._executor_label:  # another scheduler took it over
                 worker = self.pool.gone(pod.name)
