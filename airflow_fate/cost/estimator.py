@@ -161,23 +161,30 @@ class CostModel:
 
     # -- state-conditional parts -----------------------------------------------------
 
-    def load_time(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> float:
+    def load_time(
+        self,
+        stage: StageInfo,
+        gpus: tuple[int, ...],
+        snap: Snapshot,
+        start: float | None = None,
+    ) -> float:
         """Seconds to make stage's model resident on ``gpus`` (0 when already warm).
 
-        Includes the start of the pod the stage needs first, if any.
+        Includes the start of the pod the stage needs first, if any. ``start``: when the
+        stage starts (default ``snap.now``); see `cold_load_time`.
         """
         hosting = snap.hosting
         if not hosting.keeps_state:  # every stage's pod loads its own copy
-            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
+            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap, start)
         if not self.pod_ready(stage, gpus, snap):
-            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap)
+            return hosting.pod_start_s + self.cold_load_time(stage.model, gpus, snap, start)
         before = stage.uid if stage.uid in snap.placement else None
         for g in gpus:
             if not any(
                 m == stage.model and grp == gpus
                 for m, grp, _ in snap.resident_after_queue(g, before)
             ):
-                return self.cold_load_time(stage.model, gpus, snap)
+                return self.cold_load_time(stage.model, gpus, snap, start)
         return 0.0
 
     def pod_ready(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> bool:
@@ -197,24 +204,62 @@ class CostModel:
                 return False
         return True
 
-    def cold_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
-        """Seconds to load ``model_name`` onto ``gpus`` from the best tier of their node."""
+    def cold_load_time(
+        self, model_name: str, gpus: tuple[int, ...], snap: Snapshot, start: float | None = None
+    ) -> float:
+        """Seconds to load ``model_name`` onto ``gpus`` from the best tier of their node.
+
+        A load that starts at ``start`` (default ``snap.now``) while a fetch is still
+        bringing the model to the node ends no sooner than that fetch.
+        """
+        tier_s = self._tier_load_time(model_name, gpus, snap)
+        return max(tier_s, self._fill_end(model_name, gpus, snap) - _at(start, snap))
+
+    def fetch_wait(
+        self, model_name: str, gpus: tuple[int, ...], snap: Snapshot, start: float | None = None
+    ) -> float:
+        """Seconds a load starting at ``start`` would hold ``gpus`` idle beyond its own
+        read time, waiting for a fetch that is still bringing the model to their node."""
+        tier_s = self._tier_load_time(model_name, gpus, snap)
+        return max(0.0, self._fill_end(model_name, gpus, snap) - _at(start, snap) - tier_s)
+
+    def first_load_time(self, model_name: str, node: int) -> float:
+        """Seconds of the first load of ``model_name`` on ``node`` in a cold cluster: from
+        the node's disk if its weights were pre-pulled there, else the remote store."""
+        weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
+        spec = self.cluster.nodes[node]
+        factor = self.load_correction.get((model_name, spec.gpu_type), 1.0)
+        if model_name in spec.models_on_disk:
+            return factor * weights_gb / self._disk_gbps
+        return factor * weights_gb / self._remote_gbps[node]
+
+    def _tier_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        """Seconds to read the weights from the node's best tier, as if it were complete."""
         weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
         node = self._node_of[gpus[0]]
         ns = snap.nodes[node]
         factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
         if ns.cached(model_name):
-            seconds = factor * weights_gb / len(gpus) / self._host_gbps
-        elif model_name in ns.disk:
-            seconds = factor * weights_gb / self._disk_gbps
-        else:
-            return factor * weights_gb / self._remote_gbps[node]
+            return factor * weights_gb / len(gpus) / self._host_gbps
+        if model_name in ns.disk:
+            return factor * weights_gb / self._disk_gbps
+        return factor * weights_gb / self._remote_gbps[node]
+
+    def _fill_end(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
+        """When the fetch bringing ``model_name`` into the node's cache ends (-inf: none).
+
+        The cache and disk hold a model only once the load that filled them is through.
+        """
+        node = self._node_of[gpus[0]]
+        ns = snap.nodes[node]
         fill = ns.fills.get(model_name)
-        if fill is not None:  # the cache and disk have it only once this load is through
-            began, from_disk = fill
-            gbps = self._disk_gbps if from_disk else self._remote_gbps[node]
-            seconds = max(seconds, began + factor * weights_gb / gbps - snap.now)
-        return seconds
+        if fill is None or not (ns.cached(model_name) or model_name in ns.disk):
+            return -math.inf
+        began, from_disk = fill
+        weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
+        factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
+        gbps = self._disk_gbps if from_disk else self._remote_gbps[node]
+        return began + factor * weights_gb / gbps
 
     def transfer_time(self, nbytes: float, src: tuple[int, ...], dst: tuple[int, ...]) -> float:
         """Seconds to move ``nbytes`` from where ``src`` ran to GPU set ``dst``."""
@@ -269,15 +314,25 @@ class CostModel:
         prefill, decode = self.compute_time(stage, node, len(gpus), stage.prefix_tokens)
         return snap.free_at(gpus) - snap.now + prefill + decode
 
-    def run_cost(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost:
-        """Cost once the GPUs are free (wait = 0); the simulator's "actual" before noise."""
+    def run_cost(
+        self,
+        stage: StageInfo,
+        gpus: tuple[int, ...],
+        snap: Snapshot,
+        start: float | None = None,
+    ) -> StageCost:
+        """Cost once the GPUs are free (wait = 0); the simulator's "actual" before noise.
+
+        ``start``: when the stage starts (default ``snap.now``, as the simulator prices a
+        stage that starts now); a later start waits less for a fetch in flight.
+        """
         node = self._node_of[gpus[0]]
         prefill, decode = self.compute_time(
             stage, node, len(gpus), self.reused_tokens(stage, gpus, snap)
         )
         return StageCost(
             wait=0.0,
-            load=self.load_time(stage, gpus, snap),
+            load=self.load_time(stage, gpus, snap, start),
             input=self.input_time(stage, gpus, snap),
             prefill=prefill,
             decode=decode,
@@ -288,9 +343,10 @@ class CostModel:
         node = self._node_of[gpus[0]]
         if len(gpus) not in self.degrees(stage, node):
             return None
-        run = self.run_cost(stage, gpus, snap)
+        start = snap.free_at(gpus)
+        run = self.run_cost(stage, gpus, snap, start)
         return StageCost(
-            wait=snap.free_at(gpus) - snap.now,
+            wait=start - snap.now,
             load=run.load,
             input=run.input,
             prefill=run.prefill,
@@ -331,3 +387,7 @@ def _has_prefix(st: GpuState, key: tuple[str, str], uid: int, queued: bool) -> b
         if p.prefix == key:
             return True
     return False
+
+
+def _at(start: float | None, snap: Snapshot) -> float:
+    return snap.now if start is None else start

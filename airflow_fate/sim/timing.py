@@ -68,6 +68,11 @@ class StageTiming(Protocol):
 class NoisyTiming:
     """Estimate at start times ``exp(N(0, noise))``, one draw per start in start order.
 
+    A load that waits for a fetch still bringing its model to the node (`NodeState.fills`)
+    ends when that fetch really ends, as it reads the same bytes: only its own read is
+    drawn, not the wait. The fetch's actual end is known once the stage that started it
+    has drawn its load.
+
     Args:
         cost: the cost model whose estimate is the mean.
         noise: lognormal sigma (0: actual = estimate).
@@ -80,6 +85,7 @@ class NoisyTiming:
         self.cost = cost
         self.noise = noise
         self._rng = random.Random(seed)
+        self._fetch_ends: dict[tuple[int, str], float] = {}
 
     def release_delay(self, stage: StageInfo) -> float:
         return 0.0
@@ -90,9 +96,24 @@ class NoisyTiming:
         return ActualRun(
             StageCost(
                 wait=0.0,
-                load=est.load * factor,
+                load=self._load(stage, gpus, snap, est.load, factor),
                 input=est.input * factor,
                 prefill=est.prefill * factor,
                 decode=est.decode * factor,
             )
         )
+
+    def _load(
+        self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot, est: float, factor: float
+    ) -> float:
+        if est <= 0.0:
+            return 0.0
+        key = (snap.cluster.gpus[gpus[0]].node, stage.model)
+        if not snap.nodes[key[0]].cached(stage.model):  # this load fetches: its end is the fill's
+            self._fetch_ends[key] = snap.now + est * factor
+            return est * factor
+        idle = self.cost.fetch_wait(stage.model, gpus, snap)
+        fetch_end = self._fetch_ends.get(key)
+        if fetch_end is None:
+            return est * factor
+        return max((est - idle) * factor, fetch_end - snap.now)

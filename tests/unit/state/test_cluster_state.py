@@ -205,3 +205,48 @@ def test_a_process_per_stage_leaves_nothing_on_the_gpu() -> None:
     assert loads[True] == 0.0
     assert loads[False] > 0
     assert loads[False] == pytest.approx(cost.cold_load_time("small-lm", (0,), snap))
+
+
+def test_a_queued_load_waits_only_for_what_is_left_of_the_fetch_when_it_starts() -> None:
+    """A stage queued behind a busy GPU starts later, so less of the node's fetch is left:
+    the estimate prices its load from its start, not from now."""
+    from airflow_fate.cost.estimator import CostModel
+
+    state = build([stage("a"), stage("b"), stage("c", "mid-lm")])
+    cost = CostModel(state.cluster, state.catalog)
+    remote = cost.cold_load_time("small-lm", (0,), state.snapshot())
+    host = 4.0 * 1.073741824 / 25.0
+    state.apply(StageAssigned(0, (0,), 0.0, remote + 1.0))
+    state.apply(StageStarted(0, 0.0))  # fetches small-lm to node 0
+    state.apply(StageAssigned(2, (1,), 0.0, 2.0))
+    state.apply(StageStarted(2, 0.0))  # GPU 1 busy until 2 s
+    state.now = 1.0
+    snap = state.snapshot()
+    est = cost.estimate(state.graph.stages[1], (1,), snap)
+    assert est is not None and est.wait == pytest.approx(1.0)
+    assert est.load == pytest.approx(remote - 2.0)
+    assert cost.fetch_wait("small-lm", (1,), snap) == pytest.approx(remote - 1.0 - host)
+    assert cost.fetch_wait("small-lm", (1,), snap, start=2.0) == pytest.approx(remote - 2.0 - host)
+    assert cost.fetch_wait("small-lm", (1,), snap, start=remote) == 0.0
+    assert cost.fetch_wait("small-lm", (4,), snap) == 0.0, "no fetch in flight on node 1"
+
+
+def test_a_load_waiting_for_a_fetch_ends_when_the_fetch_really_ends() -> None:
+    """Simulated noise draws a fetch's duration once: a second reader of the same bytes
+    ends with it, and only its own read from the host cache is drawn."""
+    from airflow_fate.cost.estimator import CostModel
+    from airflow_fate.sim.timing import NoisyTiming
+
+    state = build([stage("a"), stage("b")])
+    cost = CostModel(state.cluster, state.catalog)
+    timing = NoisyTiming(cost, noise=0.5, seed=7)
+    first = timing.actual(state.graph.stages[0], (0,), state.snapshot())
+    nominal = cost.cold_load_time("small-lm", (0,), state.snapshot())
+    assert first.cost.load != pytest.approx(nominal), "the draw moved the fetch"
+    state.apply(StageAssigned(0, (0,), 0.0, first.cost.run))
+    state.apply(StageStarted(0, 0.0))
+    state.now = 1.0
+    second = timing.actual(state.graph.stages[1], (1,), state.snapshot())
+    host = 4.0 * 1.073741824 / 25.0
+    assert first.cost.load - 1.0 > 10 * host, "the fetch outlasts any draw of the read"
+    assert second.cost.load == pytest.approx(first.cost.load - 1.0)
