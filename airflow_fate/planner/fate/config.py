@@ -50,6 +50,10 @@ class FateConfig:
             assignment (`receding`): the most critical ready stages and the stages
             ready soon, with intervals per GPU and shared model loads; launch what starts
             now and plan again at the next event (nothing waits in a GPU queue).
+        fetch_hold_s: a stage whose best option would hold its GPUs idle longer than
+            this, waiting for a fetch that is still bringing its model to that node, is
+            planned again when it would start without idling; its GPUs serve other
+            stages meanwhile (None: place it now and let the GPUs wait).
         window_ready: ready stages in the window (most critical first).
         window_per_model: ready stages of any one model in the window.
         window_soon: soon-ready stages in the window (most critical first).
@@ -118,6 +122,7 @@ class FateConfig:
     shards: bool = True
     shard_pressure: float = 0.01
     widen_slack: float | None = 0.3
+    fetch_hold_s: float | None = 10.0
     receding_horizon: bool = False
     window_ready: int = 24
     window_per_model: int = 6
@@ -136,6 +141,7 @@ ABLATIONS: dict[str, FateConfig] = {
     "fate-no-shards": FateConfig(shards=False),
     "fate-no-eviction": FateConfig(eviction=False),
     "fate-greedy": FateConfig(use_solver=False),
+    "fate-no-fetch-hold": FateConfig(fetch_hold_s=None),
     "fate-rh": FateConfig(receding_horizon=True, projected_latency=True, work_limit=0.01),
     "fate-rh-greedy": FateConfig(receding_horizon=True, projected_latency=True, use_solver=False),
 }
@@ -152,6 +158,8 @@ ABLATION_NOTES: dict[str, str] = {
     "fate-no-shards": "every stage on its smallest fitting shard degree",
     "fate-no-eviction": "no debit for evicting models that queued stages need",
     "fate-greedy": "the same scores, assigned greedily by criticality instead of CP-SAT",
+    "fate-no-fetch-hold": "no holding back a stage whose GPUs would idle waiting for a "
+    "fetch of its model that is still in flight",
     "fate-rh": "receding horizon: CP-SAT schedules ready and soon-ready stages with shared "
     "model loads and launches only what starts now",
     "fate-rh-greedy": "the receding-horizon window scheduled greedily instead of by CP-SAT",

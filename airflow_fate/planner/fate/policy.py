@@ -161,8 +161,13 @@ class Fate:
             return self.plan_receding(snap, cost)
         cfg = self.config
         scored = self.score_frontier(snap, cost)
+        wake_at = None
+        if cfg.fetch_hold_s is not None:
+            held = _fetch_holds(snap, cost, scored, cfg.fetch_hold_s)
+            scored = {u: options for u, options in scored.items() if u not in held}
+            wake_at = min(held.values(), default=None)
         if not scored:
-            return Plan()
+            return Plan(wake_at=wake_at)
         problem = self.build_problem(snap, cost, scored)
         if cfg.use_solver:
             solution = solve(
@@ -185,7 +190,7 @@ class Fate:
             if i is None:
                 continue
             out.append(Assignment(uid, scored[uid][i].gpus, _record(scored[uid], i)))
-        return Plan(assignments=tuple(out), fallback=fallback)
+        return Plan(assignments=tuple(out), fallback=fallback, wake_at=wake_at)
 
     def plan_receding(self, snap: Snapshot, cost: CostModel) -> Plan:
         """The receding-horizon step (`receding`): launch what the window schedule starts now.
@@ -340,6 +345,31 @@ def _prefilter(
             chosen.append((g, est))
             extra += 1
     return chosen
+
+
+def _fetch_holds(
+    snap: Snapshot, cost: CostModel, scored: dict[int, list[Scored]], limit_s: float
+) -> dict[int, float]:
+    """Stages held back from GPUs that would sit idle waiting for a fetch: uid -> when.
+
+    On a node that is still fetching a model from the remote store (about 110 s for
+    70B weights), a second stage of that model can only wait for the same bytes. Placed
+    now, it holds its GPUs idle until the fetch is through, and it finishes no sooner
+    than if it started just before the fetch ends. So a stage whose best option would
+    idle more than ``limit_s`` is planned again when it would start without idling,
+    and its GPUs serve other stages meanwhile.
+    """
+    held: dict[int, float] = {}
+    stages = snap.graph.stages
+    for uid, options in scored.items():
+        best = min(options, key=lambda o: (o.score, o.gpus))
+        if best.cost.load <= 0.0:
+            continue
+        start = snap.now + best.cost.wait
+        idle = cost.fetch_wait(stages[uid].model, best.gpus, snap, start)
+        if idle > limit_s:
+            held[uid] = start + idle
+    return held
 
 
 def _defer_cost(options: list[Scored]) -> float:

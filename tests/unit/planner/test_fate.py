@@ -397,3 +397,41 @@ def test_eviction_counts_models_lost_with_a_replaced_worker() -> None:
     assert on[(0,)].terms[i] > 0, "B's worker is replaced"
     assert on[(2,)].terms[i] == 0
     assert on[(2,)].score < on[(0,)].score
+
+
+# ------------------------------------------------------------------ fetch hold
+
+
+def fetching_snapshot() -> tuple[Snapshot, CostModel, float]:
+    """One 4-GPU node fetching mid-lm (15 GiB, 12.9 s from the remote store) for stage a
+    since t=0; at t=1, b (mid-lm) and c (small-lm) are ready and three GPUs idle."""
+    cluster, catalog = make_cluster([("n0", "big", 4)]), make_catalog()
+    wl = make_workload([stage("a", "mid-lm"), stage("b", "mid-lm"), stage("c")], copies=1)
+    graph = WorkloadGraph.from_workload(wl, catalog)
+    state = ClusterState(cluster, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    cost = CostModel(cluster, catalog)
+    remote = cost.cold_load_time("mid-lm", (0,), state.snapshot())
+    state.apply(StageAssigned(0, (0,), 0.0, remote + 1.0))
+    state.apply(StageStarted(0, 0.0))
+    state.now = 1.0
+    return state.snapshot(), cost, remote
+
+
+def test_a_stage_that_would_idle_on_a_fetch_is_held_until_the_fetch_is_nearly_through() -> None:
+    snap, cost, remote = fetching_snapshot()
+    plan = Fate("fate", FateConfig()).plan(snap, cost)
+    placed = {a.stage for a in plan.assignments}
+    assert placed == {2}, "c runs now; b would only wait for a's bytes"
+    host = 15.0 * 1.073741824 / 25.0
+    assert plan.wake_at == pytest.approx(remote - host), "b starts as the fetch ends"
+    # At that time b no longer idles: it is placed.
+    later = replace(snap, now=remote - host)
+    assert 1 in {a.stage for a in Fate("fate", FateConfig()).plan(later, cost).assignments}
+
+
+def test_without_the_hold_the_stage_waits_on_its_gpus() -> None:
+    snap, cost, _ = fetching_snapshot()
+    plan = Fate("fate", ABLATIONS["fate-no-fetch-hold"]).plan(snap, cost)
+    assert {a.stage for a in plan.assignments} == {1, 2}
+    assert plan.wake_at is None
