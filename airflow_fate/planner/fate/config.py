@@ -50,10 +50,14 @@ class FateConfig:
             assignment (`receding`): the most critical ready stages and the stages
             ready soon, with intervals per GPU and shared model loads; launch what starts
             now and plan again at the next event (nothing waits in a GPU queue).
-        fetch_hold_s: a stage whose best option would hold its GPUs idle longer than
-            this, waiting for a fetch that is still bringing its model to that node, is
-            planned again when it would start without idling; its GPUs serve other
-            stages meanwhile (None: place it now and let the GPUs wait).
+        fetch_hold_s: options that would hold their GPUs idle longer than this,
+            waiting for a fetch that is still bringing the stage's model to their node,
+            are dropped; a stage whose best option was one is planned again when it
+            would start without idling, and its GPUs serve other stages meanwhile
+            (None: no such rule, the GPUs wait).
+        fetch_slack: when a stage's best option would idle on a fetch, its other
+            options are kept if they finish within ``1 + fetch_slack`` of it (a fetch on
+            another node gives the model a copy that later stages use).
         window_ready: ready stages in the window (most critical first).
         window_per_model: ready stages of any one model in the window.
         window_soon: soon-ready stages in the window (most critical first).
@@ -123,6 +127,7 @@ class FateConfig:
     shard_pressure: float = 0.01
     widen_slack: float | None = 0.3
     fetch_hold_s: float | None = 10.0
+    fetch_slack: float = 0.25
     receding_horizon: bool = False
     window_ready: int = 24
     window_per_model: int = 6

@@ -163,8 +163,7 @@ class Fate:
         scored = self.score_frontier(snap, cost)
         wake_at = None
         if cfg.fetch_hold_s is not None:
-            held = _fetch_holds(snap, cost, scored, cfg.fetch_hold_s)
-            scored = {u: options for u, options in scored.items() if u not in held}
+            scored, held = _fetch_holds(snap, cost, scored, cfg)
             wake_at = min(held.values(), default=None)
         if not scored:
             return Plan(wake_at=wake_at)
@@ -348,28 +347,42 @@ def _prefilter(
 
 
 def _fetch_holds(
-    snap: Snapshot, cost: CostModel, scored: dict[int, list[Scored]], limit_s: float
-) -> dict[int, float]:
-    """Stages held back from GPUs that would sit idle waiting for a fetch: uid -> when.
+    snap: Snapshot, cost: CostModel, scored: dict[int, list[Scored]], cfg: FateConfig
+) -> tuple[dict[int, list[Scored]], dict[int, float]]:
+    """Drop options whose GPUs would sit idle waiting for a fetch; hold stages left with none.
 
     On a node that is still fetching a model from the remote store (about 110 s for
     70B weights), a second stage of that model can only wait for the same bytes. Placed
-    now, it holds its GPUs idle until the fetch is through, and it finishes no sooner
-    than if it started just before the fetch ends. So a stage whose best option would
-    idle more than ``limit_s`` is planned again when it would start without idling,
-    and its GPUs serve other stages meanwhile.
+    there now, it holds its GPUs idle until the fetch is through, and it finishes no
+    sooner than if it started just before the fetch ends. So options that would idle
+    more than ``cfg.fetch_hold_s`` are dropped. When the best option (by score) was one,
+    the others are kept only if they finish within ``1 + cfg.fetch_slack`` of it (a
+    fetch of its own on another node gives the model a copy that later stages use); a
+    stage left with none is held (uid -> when it would start without idling) and
+    planned again then, and its GPUs serve other stages meanwhile.
     """
+    assert cfg.fetch_hold_s is not None
+    kept: dict[int, list[Scored]] = {}
     held: dict[int, float] = {}
     stages = snap.graph.stages
     for uid, options in scored.items():
+        model = stages[uid].model
+        idle_until: dict[tuple[int, ...], float] = {}
+        for o in options:
+            if o.cost.load > 0.0:
+                start = snap.now + o.cost.wait
+                idle = cost.fetch_wait(model, o.gpus, snap, start)
+                if idle > cfg.fetch_hold_s:
+                    idle_until[o.gpus] = start + idle
+        rest = [o for o in options if o.gpus not in idle_until]
         best = min(options, key=lambda o: (o.score, o.gpus))
-        if best.cost.load <= 0.0:
-            continue
-        start = snap.now + best.cost.wait
-        idle = cost.fetch_wait(stages[uid].model, best.gpus, snap, start)
-        if idle > limit_s:
-            held[uid] = start + idle
-    return held
+        if best.gpus in idle_until:
+            rest = [o for o in rest if o.finish <= best.finish * (1.0 + cfg.fetch_slack)]
+        if rest:
+            kept[uid] = rest
+        else:
+            held[uid] = idle_until[best.gpus]
+    return kept, held
 
 
 def _defer_cost(options: list[Scored]) -> float:

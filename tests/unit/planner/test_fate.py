@@ -402,17 +402,19 @@ def test_eviction_counts_models_lost_with_a_replaced_worker() -> None:
 # ------------------------------------------------------------------ fetch hold
 
 
-def fetching_snapshot() -> tuple[Snapshot, CostModel, float]:
-    """One 4-GPU node fetching mid-lm (15 GiB, 12.9 s from the remote store) for stage a
-    since t=0; at t=1, b (mid-lm) and c (small-lm) are ready and three GPUs idle."""
-    cluster, catalog = make_cluster([("n0", "big", 4)]), make_catalog()
+def fetching_snapshot(nodes: int = 1) -> tuple[Snapshot, CostModel, float]:
+    """4-GPU node n0 fetching mid-lm (15 GiB, 12.9 s from the remote store) for stage a
+    since t=0, which then runs 50 s more; at t=1, b (mid-lm) and c (small-lm) are ready
+    and the other GPUs idle."""
+    cluster = make_cluster([(f"n{i}", "big", 4) for i in range(nodes)])
+    catalog = make_catalog()
     wl = make_workload([stage("a", "mid-lm"), stage("b", "mid-lm"), stage("c")], copies=1)
     graph = WorkloadGraph.from_workload(wl, catalog)
     state = ClusterState(cluster, catalog, graph)
     state.apply(WorkflowArrived(0, 0.0))
     cost = CostModel(cluster, catalog)
     remote = cost.cold_load_time("mid-lm", (0,), state.snapshot())
-    state.apply(StageAssigned(0, (0,), 0.0, remote + 1.0))
+    state.apply(StageAssigned(0, (0,), 0.0, remote + 50.0))
     state.apply(StageStarted(0, 0.0))
     state.now = 1.0
     return state.snapshot(), cost, remote
@@ -435,3 +437,15 @@ def test_without_the_hold_the_stage_waits_on_its_gpus() -> None:
     plan = Fate("fate", ABLATIONS["fate-no-fetch-hold"]).plan(snap, cost)
     assert {a.stage for a in plan.assignments} == {1, 2}
     assert plan.wake_at is None
+
+
+def test_a_fetch_of_its_own_elsewhere_is_taken_when_it_finishes_nearly_as_soon() -> None:
+    """On a second idle node, b fetches mid-lm itself and finishes 1 s after waiting on
+    n0 would: within the slack, that copy is worth more than GPUs idling on n0."""
+    snap, cost, _ = fetching_snapshot(nodes=2)
+    plan = Fate("fate", FateConfig()).plan(snap, cost)
+    where = {a.stage: a.gpus for a in plan.assignments}
+    assert 1 in where and all(g >= 4 for g in where[1]), "b on node n1"
+    strict = Fate("fate", FateConfig(fetch_slack=0.0)).plan(snap, cost)
+    assert 1 not in {a.stage for a in strict.assignments}, "no slack: b is held"
+    assert strict.wake_at is not None
