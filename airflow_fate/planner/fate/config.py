@@ -84,6 +84,16 @@ class FateConfig:
     that brings it there (`NodeState.fills`), which made the start of every run costlier
     and the figures above optimistic; they have not been tuned again since.
 
+    ``fetch_hold_s`` and ``fetch_slack`` were chosen after that change, on the tuning
+    seeds 0-4 (200 workflows, local launcher; makespan / P95 s, real-dag at 0.7 and
+    prefix-reuse at 0.7): no hold 202.4 / 160.7 and 165.6 / 135.2; holding only stages
+    whose best option idles (no slack rule) 206.8 / 164.2 and 144.7 / 121.3; dropping
+    idling options with no slack bound 188.3 / 145.0 and 191.4 / 144.7 (stages went to
+    slow GPUs); slack 0.25 with hold 10 s 190.3 / 154.5 and 148.5 / 131.4, with 3 s
+    182.3 / 147.0 and 148.2 / 129.1, with 30 s 188.4 / 152.6 and 160.7 / 138.7; slack
+    0.5 lost prefix-reuse (162.9 / 136.9), 0.1 was within noise of 0.25. Real-dag at
+    1.1: no hold 205.7 / 172.9, hold 3 s 180.0 / 156.5.
+
     ``receding_horizon`` stays off: on tuning seeds 0-2 (100 workflows, loads 0.7-1.1)
     the window schedule won prefix-reuse (fewer loads, lower mean latency) but lost mean
     latency on real-dag (see docs/adr/0013-receding-horizon-planner.md). Its knobs, for
@@ -126,7 +136,7 @@ class FateConfig:
     shards: bool = True
     shard_pressure: float = 0.01
     widen_slack: float | None = 0.3
-    fetch_hold_s: float | None = 10.0
+    fetch_hold_s: float | None = 3.0
     fetch_slack: float = 0.25
     receding_horizon: bool = False
     window_ready: int = 24
