@@ -226,24 +226,27 @@ class CostModel:
     def first_load_time(self, model_name: str, node: int) -> float:
         """Seconds of the first load of ``model_name`` on ``node`` in a cold cluster: from
         the node's disk if its weights were pre-pulled there, else the remote store."""
+        read_gb = self._read_gb(model_name, node)
+        if model_name in self.cluster.nodes[node].models_on_disk:
+            return read_gb / self._disk_gbps
+        return read_gb / self._remote_gbps[node]
+
+    def _read_gb(self, model_name: str, node: int) -> float:
+        """Gigabytes a load of the model reads on ``node``, scaled by its load correction."""
         weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
-        spec = self.cluster.nodes[node]
-        factor = self.load_correction.get((model_name, spec.gpu_type), 1.0)
-        if model_name in spec.models_on_disk:
-            return factor * weights_gb / self._disk_gbps
-        return factor * weights_gb / self._remote_gbps[node]
+        gpu_type = self.cluster.nodes[node].gpu_type
+        return self.load_correction.get((model_name, gpu_type), 1.0) * weights_gb
 
     def _tier_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """Seconds to read the weights from the node's best tier, as if it were complete."""
-        weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
         node = self._node_of[gpus[0]]
         ns = snap.nodes[node]
-        factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
+        read_gb = self._read_gb(model_name, node)
         if ns.cached(model_name):
-            return factor * weights_gb / len(gpus) / self._host_gbps
+            return read_gb / len(gpus) / self._host_gbps
         if model_name in ns.disk:
-            return factor * weights_gb / self._disk_gbps
-        return factor * weights_gb / self._remote_gbps[node]
+            return read_gb / self._disk_gbps
+        return read_gb / self._remote_gbps[node]
 
     def _fill_end(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """When the fetch bringing ``model_name`` into the node's cache ends (-inf: none).
@@ -256,10 +259,8 @@ class CostModel:
         if fill is None or not (ns.cached(model_name) or model_name in ns.disk):
             return -math.inf
         began, from_disk = fill
-        weights_gb = self.catalog.models[model_name].weights_gib * GIB_IN_GB
-        factor = self.load_correction.get((model_name, self.cluster.nodes[node].gpu_type), 1.0)
         gbps = self._disk_gbps if from_disk else self._remote_gbps[node]
-        return began + factor * weights_gb / gbps
+        return began + self._read_gb(model_name, node) / gbps
 
     def transfer_time(self, nbytes: float, src: tuple[int, ...], dst: tuple[int, ...]) -> float:
         """Seconds to move ``nbytes`` from where ``src`` ran to GPU set ``dst``."""
