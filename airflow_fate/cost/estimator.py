@@ -99,6 +99,7 @@ class CostModel:
         ]
         self._mean_inverse_gbps: float | None = None
         self._degrees: dict[tuple[str, int, int, int, int, int | None], tuple[int, ...]] = {}
+        self._by_node: dict[tuple[str, int, int, int, int | None], tuple[tuple[int, ...], ...]] = {}
         self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
 
     # -- static figures --------------------------------------------------------------
@@ -144,6 +145,25 @@ class CostModel:
         )
         self._degrees[key] = out
         return out
+
+    def degrees_by_node(
+        self, stage: StageInfo, cap: int | None = None
+    ) -> tuple[tuple[int, ...], ...]:
+        """Per node (by index), the shard degrees of ``stage`` that fit memory there.
+
+        ``cap`` bounds optional widening only: where no fitting degree is within it, the
+        smallest fitting degree remains (so a stage keeps every node it fits). Planners
+        ask this for every stage they look at; one memoised row per stage shape replaces a
+        `degrees` call per node.
+        """
+        key = (stage.model, stage.tokens, stage.min_shards, stage.max_shards, cap)
+        hit = self._by_node.get(key)
+        if hit is None:
+            rows = [self.degrees(stage, n) for n in range(len(self.cluster.nodes))]
+            if cap is not None:
+                rows = [tuple(k for k in ks if k <= cap) or ks[:1] for ks in rows]
+            hit = self._by_node[key] = tuple(rows)
+        return hit
 
     def compute_time(
         self, stage: StageInfo, node: int, k: int, reused_tokens: int

@@ -39,10 +39,7 @@ def capped_degrees(
     within it (``min_shards`` above it, or the model needs more GPUs of this node's type
     than it allows) the smallest fitting degree remains. Empty only when nothing fits.
     """
-    ks = cost.degrees(stage, node)
-    if bound is None:
-        return ks
-    return tuple(k for k in ks if k <= bound) or ks[:1]
+    return cost.degrees_by_node(stage, bound)[node]
 
 
 def aligned_blocks(node_gpus: tuple[int, ...], k: int) -> Iterator[tuple[int, ...]]:

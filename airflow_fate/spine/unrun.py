@@ -66,7 +66,7 @@ def _reason(stage: StageInfo, snap: Snapshot, cost: CostModel) -> str:
     if gpus is not None:
         node = snap.cluster.nodes[snap.cluster.gpus[gpus[0]].node].name
         return f"{stage_label(stage)} queued on GPUs {list(gpus)} of {node} but never started"
-    fitting = {n: ks[0] for n in range(len(snap.cluster.nodes)) if (ks := cost.degrees(stage, n))}
+    fitting = {n: ks[0] for n, ks in enumerate(cost.degrees_by_node(stage)) if ks}
     if not fitting:
         return no_fit_reason(stage, snap.cluster, snap.catalog)
     k = min(fitting.values())

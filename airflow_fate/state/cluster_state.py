@@ -252,9 +252,36 @@ class Snapshot:
         new = list(self.gpus)
         for g, st in reserve_gpus(self.gpus, self.graph.stages[stage], gpus, self.now, est_run_s):
             new[g] = st
-        return replace(
+        child = replace(
             self, gpus=tuple(new), frontier=tuple(s for s in self.frontier if s != stage)
         )
+        self._carry_views(child, frozenset(gpus))
+        return child
+
+    def _carry_views(self, child: Snapshot, changed: frozenset[int]) -> None:
+        """Give ``child`` this snapshot's prefix holders and wait order, updated for
+        ``changed``.
+
+        ``child`` differs from this snapshot only on the GPUs of one reservation (one
+        node), so only those are looked at again: a planner reserving stage after stage
+        pays per reservation for one node, not the cluster. The answers are those of
+        computing afresh. `model_groups` is not carried: candidate lists follow its
+        iteration order, which for an equal set can differ with how it was built.
+        """
+        held = self.__dict__.get("_holder_cache")
+        if held:
+            cache = child._holder_cache
+            for key, found in held.items():
+                if not isinstance(key, str):  # a prefix key (model, prefix id)
+                    kept = {g for g in found if g not in changed}
+                    kept.update(g for g in changed if _holds_prefix(child.gpus[g], key))
+                    cache[key] = frozenset(kept)
+        order = self.__dict__.get("wait_order")
+        if order is not None:
+            node = self.cluster.gpus[next(iter(changed))].node
+            rows = list(order)
+            rows[node] = child._node_wait_order(node)
+            child.__dict__["wait_order"] = tuple(rows)
 
     @cached_property
     def _holder_cache(self) -> dict[object, Any]:
@@ -336,19 +363,19 @@ class Snapshot:
         hit = cache.get(key)
         if hit is None:
             hit = cache[key] = frozenset(
-                g
-                for g, st in enumerate(self.gpus)
-                if key in st.pending_prefixes or any(k == key for k, _ in st.prefix_kv)
+                g for g, st in enumerate(self.gpus) if _holds_prefix(st, key)
             )
         return hit
 
     @cached_property
     def wait_order(self) -> tuple[tuple[int, ...], ...]:
         """Per node, its GPUs by when they free up (idle ones first, ties by index)."""
-        now = self.now
+        return tuple(self._node_wait_order(n) for n in range(len(self.cluster.node_gpus)))
+
+    def _node_wait_order(self, node: int) -> tuple[int, ...]:
+        now, gpus = self.now, self.gpus
         return tuple(
-            tuple(sorted(node_gpus, key=lambda g: (max(self.gpus[g].busy_until, now), g)))
-            for node_gpus in self.cluster.node_gpus
+            sorted(self.cluster.node_gpus[node], key=lambda g: (max(gpus[g].busy_until, now), g))
         )
 
     def free_at(self, gpus: tuple[int, ...]) -> float:
@@ -359,6 +386,11 @@ class Snapshot:
             if b > t:
                 t = b
         return t
+
+
+def _holds_prefix(st: GpuState, key: PrefixKey) -> bool:
+    """Whether a GPU holds prefix KV ``key`` or will (a stage queued on it computes it)."""
+    return key in st.pending_prefixes or any(k == key for k, _ in st.prefix_kv)
 
 
 def reserve_gpus(

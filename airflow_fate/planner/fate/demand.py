@@ -49,8 +49,8 @@ class DemandRates:
                     run = min(
                         (
                             cost.warm_time(stage, n, ks[0])
-                            for n in range(len(snap.cluster.nodes))
-                            if (ks := cost.degrees(stage, n))
+                            for n, ks in enumerate(cost.degrees_by_node(stage))
+                            if ks
                         ),
                         default=0.0,
                     )

@@ -52,13 +52,12 @@ def build_lookahead(
                         out.near[c] = disc
             level = nxt
         out.below[uid] = below
-    n_nodes = len(snap.cluster.nodes)
     for uid, disc in out.near.items():
         s = stages[uid]
         out.by_model.setdefault(s.model, []).append((uid, disc))
         if s.prefix_id:
             out.by_prefix.setdefault((s.model, s.prefix_id), []).append((uid, disc))
-        smallest = min((ks[0] for n in range(n_nodes) if (ks := cost.degrees(s, n))), default=1)
+        smallest = min((ks[0] for ks in cost.degrees_by_node(s) if ks), default=1)
         if smallest >= 2:
             out.large.append((uid, disc, smallest))
     return out

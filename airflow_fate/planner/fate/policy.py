@@ -25,7 +25,7 @@ from dataclasses import replace
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan, StageCost
-from airflow_fate.planner.candidates import capped_degrees, groups_for
+from airflow_fate.planner.candidates import groups_for
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.demand import DemandRates
 from airflow_fate.planner.fate.lookahead import build_lookahead
@@ -91,9 +91,7 @@ class Fate:
         groups.extend(
             g for g in _roomiest_idle(snap) if g not in groups and cost.estimate(stage, g, snap)
         )
-        smallest = {
-            n: ks[0] for n in range(len(snap.cluster.nodes)) if (ks := cost.degrees(stage, n))
-        }
+        smallest = {n: ks[0] for n, ks in enumerate(cost.degrees_by_node(stage)) if ks}
         pressure = 0.0 if self.config.shards else 1.0
         groups = [
             g
@@ -267,7 +265,7 @@ def _shortlist(stage: StageInfo, snap: Snapshot, cost: CostModel, cfg: FateConfi
         keep.update(node_of[g].node for g in snap.prefix_gpus((stage.model, stage.prefix_id)))
     for p in stage.parents:
         keep.update(node_of[g].node for g in snap.placement.get(p, ()))
-    fitting = [n for n in range(len(snap.nodes)) if capped_degrees(stage, cost, n, cfg.max_shards)]
+    fitting = [n for n, ks in enumerate(cost.degrees_by_node(stage, cfg.max_shards)) if ks]
     soonest = sorted(fitting, key=lambda n: (snap.gpus[snap.wait_order[n][0]].busy_until, n))[
         : cfg.node_shortlist
     ]

@@ -102,8 +102,7 @@ class Scorer:
         if hit is None:
             hit = float("inf")
             now = self.snap.now
-            for n in range(len(self.snap.cluster.nodes)):
-                ks = capped_degrees(stage, self.cost, n, self.cfg.max_shards)
+            for n, ks in enumerate(self.cost.degrees_by_node(stage, self.cfg.max_shards)):
                 if ks:
                     group = tuple(sorted(self.snap.wait_order[n][: ks[0]]))
                     wait = self.snap.free_at(group) - now
@@ -164,8 +163,8 @@ class Scorer:
             hit = min(
                 (
                     self.cost.warm_time(stage, n, ks[0])
-                    for n in range(len(self.snap.cluster.nodes))
-                    if (ks := capped_degrees(stage, self.cost, n, self.cfg.max_shards))
+                    for n, ks in enumerate(self.cost.degrees_by_node(stage, self.cfg.max_shards))
+                    if ks
                 ),
                 default=0.0,
             )

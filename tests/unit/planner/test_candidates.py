@@ -51,6 +51,7 @@ def test_capped_degrees(bound: int | None, big: tuple[int, ...], small: tuple[in
     cost = CostModel(snap.cluster, snap.catalog)
     assert capped_degrees(_huge(snap), cost, 0, bound) == big
     assert capped_degrees(_huge(snap), cost, 1, bound) == small
+    assert cost.degrees_by_node(_huge(snap), bound) == (big, small), "one row per node"
 
 
 def test_groups_for_keeps_the_smallest_fitting_degree_under_a_low_bound() -> None:

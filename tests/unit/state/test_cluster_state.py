@@ -51,6 +51,26 @@ def test_snapshot_is_not_changed_by_later_events() -> None:
         snap.now = 3.0  # type: ignore[misc]
 
 
+def test_a_reserved_snapshot_answers_as_one_built_afresh() -> None:
+    """`Snapshot.reserve` carries the parent's prefix holders and wait order to the child,
+    looking again only at the GPUs it reserved: the answers equal a fresh snapshot's."""
+    shared = {"id": "sys", "tokens": 200}
+    state = build([stage("a", prefix=shared), stage("b", prefix=shared), stage("c")])
+    run(state, 0, (0,), 0.0)
+    snap = state.snapshot()
+    key = ("small-lm", "sys")
+    assert snap.prefix_gpus(key) == {0} and snap.wait_order[0] == (0, 1, 2, 3)
+    child = snap.reserve(1, (1,), 5.0)
+    grandchild = child.reserve(2, (4, 5), 3.0)
+    for view in (child, grandchild):
+        fresh = dataclasses.replace(view)
+        assert view.prefix_gpus(key) == fresh.prefix_gpus(key)
+        assert view.wait_order == fresh.wait_order
+    assert child.prefix_gpus(key) == {0, 1}, "the queued stage will compute the prefix"
+    assert child.wait_order[0] == (0, 2, 3, 1), "GPU 1 is now busy for 5 s"
+    assert grandchild.wait_order[1] == (6, 7, 4, 5)
+
+
 def test_queue_order_and_startable() -> None:
     state = build([stage("a"), stage("b")])
     state.apply(StageAssigned(0, (0,), 0.0, 2.0))
