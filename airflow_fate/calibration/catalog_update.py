@@ -1,8 +1,8 @@
 """Merge measured rates into a ``models.yaml``, show the change, write it checked.
 
 Where a figure goes follows the catalog's own rule (`airflow_fate.domain.models`): the
-top-level ``prefill_tokens_per_s``/``decode_tokens_per_s`` are the rates on a GPU type
-of ``relative_speed`` 1.0, and ``per_gpu_type.<type>`` holds measured rates of any other
+top-level ``prefill_tokens_per_s``/``decode_tokens_per_s``/``load_gbps`` are the figures
+on a GPU type of ``relative_speed`` 1.0, and ``per_gpu_type.<type>`` holds those of any other
 type (or of a reference type that already has an override, which would win). Every other
 field is kept. The file is rewritten as plain YAML (comments are not kept), so the diff
 is taken between the two documents rendered the same way: it shows only what changed.
@@ -31,12 +31,14 @@ Document = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class RateUpdate:
-    """Measured rates of one model on one GPU type (``decode`` None: leave it)."""
+    """Measured rates of one model on one GPU type (``decode``/``load_gbps`` None: leave
+    it)."""
 
     model: str
     gpu_type: str
     prefill: float
     decode: float | None
+    load_gbps: float | None = None
 
 
 def read_document(path: Path) -> Document:
@@ -132,6 +134,8 @@ def _set_rates(row: dict[str, Any], u: RateUpdate) -> None:
     row["prefill_tokens_per_s"] = significant(u.prefill)
     if u.decode is not None:
         row["decode_tokens_per_s"] = significant(u.decode)
+    if u.load_gbps is not None:
+        row["load_gbps"] = significant(u.load_gbps)
 
 
 def _rebase(entry: dict[str, Any], old_dir: Path, new_dir: Path) -> None:

@@ -6,10 +6,12 @@ worker times cold loads from the local disk and from the host page cache, then p
 and decode on the resident model; the medians over ``--repeats`` fresh workers become the
 model's rates for that GPU type. The change is shown as a unified diff before it is
 written (``--dry-run`` stops there), and the file is checked with the catalog loader that
-``simulate`` and ``run`` use. The catalog has no field for load times (the cluster's
-bandwidths price them): they are printed next to the cost model's prediction, and
-``--correction FILE`` records them as load-correction samples that ``run`` and
-``simulate --correction`` apply.
+``simulate`` and ``run`` use. Loads are printed next to the cost model's prediction; the
+host-cache load, where reading costs least, becomes the model's ``load_gbps``: the rate
+at which the device makes weights resident once their bytes are at hand, which bounds
+every load whatever the tier. ``--correction FILE`` also records the loads as
+load-correction samples (against the written catalog) that ``run`` and ``simulate
+--correction`` apply.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from airflow_fate.calibration.page_cache import can_drop
 from airflow_fate.calibration.session import MeasurementError, WorkerSession
 from airflow_fate.cli.common import add_inventory_arg
 from airflow_fate.cost.correction import CorrectionStore
+from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.loaders import load_cluster, load_models
 from airflow_fate.domain.models import GIB, ModelCatalog
@@ -136,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {line}", file=sys.stderr)
     if not measured:
         return 1
-    _update_catalog(args, cluster, measured)
-    if args.correction is not None and not args.dry_run:
-        _record_loads(args.correction, measured, cluster, catalog)
+    written = _update_catalog(args, cluster, catalog, measured)
+    if args.correction is not None and written is not None:
+        _record_loads(args.correction, measured, cluster, load_models(written, cluster))
         print(f"load samples recorded in {args.correction}")
     return 1 if failed else 0
 
@@ -284,11 +287,11 @@ def _progress(total: int) -> Iterator[Step]:
         yield live
 
 
-def profile_load_s(cluster: Cluster, weights_gib: float, tier: Tier) -> float:
-    """The cost model's single-GPU load estimate from ``tier`` (`CostModel.cold_load_time`)."""
-    ic = cluster.interconnect
-    gbps = ic.local_disk_gbps if tier == "disk" else ic.host_to_gpu_gbps
-    return weights_gib * GIB / 1e9 / gbps
+def profile_load_s(cluster: Cluster, catalog: ModelCatalog, m: Measurement, tier: Tier) -> float:
+    """The cost model's single-GPU load estimate of ``m``'s model from ``tier`` on a node
+    of its GPU type (`CostModel.load_from`, no correction)."""
+    node = next(i for i, n in enumerate(cluster.nodes) if n.gpu_type == m.gpu_type)
+    return CostModel(cluster, catalog).load_from(m.model, node, tier)
 
 
 def print_figures(measured: Sequence[Measurement], cluster: Cluster, catalog: ModelCatalog) -> None:
@@ -299,11 +302,10 @@ def print_figures(measured: Sequence[Measurement], cluster: Cluster, catalog: Mo
     table.add_column("prefill tok/s", justify="right")
     table.add_column("decode tok/s", justify="right")
     for m in measured:
-        weights = catalog.models[m.model].weights_gib
         loads = []
         for tier in TIERS:
             value = m.median_load_s(tier)
-            predicted = profile_load_s(cluster, weights, tier)
+            predicted = profile_load_s(cluster, catalog, m, tier)
             loads.append("-" if value is None else f"{value:.2f} ({predicted:.2f})")
         table.add_row(
             m.model,
@@ -321,41 +323,55 @@ def _rate(value: float | None) -> str:
 
 
 def _update_catalog(
-    args: argparse.Namespace, cluster: Cluster, measured: Sequence[Measurement]
-) -> None:
-    """Show the diff and (unless ``--dry-run``) write the catalog."""
+    args: argparse.Namespace,
+    cluster: Cluster,
+    catalog: ModelCatalog,
+    measured: Sequence[Measurement],
+) -> Path | None:
+    """Show the diff and (unless ``--dry-run``) write the catalog; the path written."""
     out: Path = args.out or args.models
     models_doc = read_document(args.models)
     base = merge_base(models_doc, args.models, out)
     reference = {name for name, t in cluster.gpu_types.items() if t.relative_speed == 1.0}
-    new = apply_updates(base, models_doc, args.models, out, _rate_updates(measured), reference)
+    updates = _rate_updates(measured, catalog)
+    new = apply_updates(base, models_doc, args.models, out, updates, reference)
     source_name = str(out) if out.exists() else str(args.models)
     diff = unified_diff(base, new, source_name, str(out))
     print(diff or f"no change to {out}", end="" if diff else "\n")
     if args.dry_run:
         print(f"dry run: {out} not written")
-        return
+        return None
     had_comments = out.exists() and "#" in out.read_text(encoding="utf-8")
     write_checked(new, out, cluster)
     note = " (its comments are not kept)" if had_comments else ""
     print(f"wrote {out}: rates of {len({m.model for m in measured})} model(s){note}")
+    return out
 
 
-def _rate_updates(measured: Sequence[Measurement]) -> list[RateUpdate]:
-    """One update per (model, GPU type), pooling devices of the same type (median)."""
+def _rate_updates(measured: Sequence[Measurement], catalog: ModelCatalog) -> list[RateUpdate]:
+    """One update per (model, GPU type), pooling devices of the same type (median).
+
+    ``load_gbps`` is the weights over the median host-cache load: with the bytes in the
+    page cache, what a load still takes is the device making them resident.
+    """
     pooled: dict[tuple[str, str], Measurement] = {}
     for m in measured:
         key = (m.model, m.gpu_type)
         into = pooled.setdefault(key, Measurement(m.model, "", m.gpu_type, m.decodes))
         into.prefill_tokens_per_s.extend(m.prefill_tokens_per_s)
         into.decode_tokens_per_s.extend(m.decode_tokens_per_s)
+        for tier, samples in m.load_s.items():
+            into.load_s.setdefault(tier, []).extend(samples)
     updates = []
     for m in pooled.values():
         prefill = m.prefill_rate
         if prefill is None:
             continue
         decode = m.decode_rate if m.decodes else None
-        updates.append(RateUpdate(m.model, m.gpu_type, prefill, decode))
+        cached_s = m.median_load_s("host-cache")
+        weights_gb = catalog.models[m.model].weights_gib * GIB / 1e9
+        load_gbps = weights_gb / cached_s if cached_s else None
+        updates.append(RateUpdate(m.model, m.gpu_type, prefill, decode, load_gbps))
     return updates
 
 
@@ -365,9 +381,8 @@ def _record_loads(
     """Add each measured load, against its profile estimate, to the correction file."""
     store = CorrectionStore.load(path)
     for m in measured:
-        weights = catalog.models[m.model].weights_gib
         for tier, samples in m.load_s.items():
-            estimate = profile_load_s(cluster, weights, tier)
+            estimate = profile_load_s(cluster, catalog, m, tier)
             for seconds in samples:
                 store.observe(m.model, m.gpu_type, load=(seconds, estimate))
     store.save(path)

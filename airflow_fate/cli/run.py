@@ -25,7 +25,7 @@ from airflow_fate.domain.loaders import Inputs, load_inputs
 from airflow_fate.engine.calibration import estimate_error
 from airflow_fate.engine.live import LiveEngine, LiveOutcome, StageNote
 from airflow_fate.errors import InputError
-from airflow_fate.launch.devices import bind_devices
+from airflow_fate.launch.devices import bind_devices, unshared_cores_warning
 from airflow_fate.launch.local import LocalLauncher
 from airflow_fate.planner.registry import make_policy
 from airflow_fate.runtime.errors import StageError
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.correction or default_correction_path()
     store = CorrectionStore() if args.no_correction else CorrectionStore.load(path)
     say = functools.partial(print, file=sys.stderr, flush=True)
+    if (warning := unshared_cores_warning(inputs.cluster, bindings)) is not None:
+        say(f"warning: {warning}")
     if args.no_correction:
         say("cost corrections: not used (--no-correction)")
     else:

@@ -10,7 +10,9 @@
   link (``host_to_gpu_gbps``); node local disk -> the node reads all ``weights`` once at
   ``local_disk_gbps``; else the remote store at ``min(remote_store_gbps,
   node.network_gbps)``. Figures follow ServerlessLLM (OSDI'24) and the H200/H100
-  measurements in ``shared/calibration/README.md``. A node's cache and disk hold a model
+  measurements in ``shared/calibration/README.md``. A model with ``load_gbps`` in the
+  catalog (a file dequantised on load, say) loads no faster than each GPU converts its
+  ``weights / k`` at that rate, whatever the tier. A node's cache and disk hold a model
   only once the load that brought it there is through: a load of the same model on the
   node meanwhile ends no sooner than that one (`NodeState.fills`), since it waits for
   the same bytes.
@@ -24,6 +26,10 @@
 - **prefill**: ``(input_tokens - reused) / prefill_rate``, where ``reused`` is the
   prefix's tokens when the KV of ``(model, prefix id)`` is warm on every GPU of G.
 - **decode**: ``output_tokens / decode_rate``.
+
+Virtual CPU devices on a node with ``cpu_cores`` share those cores: load, prefill and
+decode are scaled by `contention` (n devices at work on c cores: n / c, at least 1, the
+other devices counted for the part of the stage they overlap).
 
 Rates: the catalog's single-H100 rate, times the GPU type's ``relative_speed`` (unless the
 catalog gives a per-type figure), times ``k * shard_efficiency(k)`` for k shards, times an
@@ -40,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import StageInfo
@@ -51,6 +58,9 @@ from airflow_fate.state.hosting import Hosting
 
 GB = 1e9
 GIB_IN_GB = 1024**3 / GB
+
+LoadTier = Literal["host-cache", "disk", "remote"]
+"""Where a load reads the weights from: the node's page cache, its disk, the store."""
 
 
 def shard_efficiency(k: int) -> float:
@@ -101,6 +111,14 @@ class CostModel:
         self._degrees: dict[tuple[str, int, int, int, int, int | None], tuple[int, ...]] = {}
         self._by_node: dict[tuple[str, int, int, int, int | None], tuple[tuple[int, ...], ...]] = {}
         self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
+        self._cores = [n.cpu_cores for n in cluster.nodes]
+        self._load_gbps: dict[tuple[str, str], float] = {}
+        for name, model in catalog.models.items():
+            for gpu_type in cluster.gpu_types:
+                override = model.per_gpu_type.get(gpu_type)
+                gbps = override.load_gbps if override and override.load_gbps else model.load_gbps
+                if gbps:
+                    self._load_gbps[(name, gpu_type)] = gbps
 
     # -- static figures --------------------------------------------------------------
 
@@ -245,11 +263,29 @@ class CostModel:
 
     def first_load_time(self, model_name: str, node: int) -> float:
         """Seconds of the first load of ``model_name`` on ``node`` in a cold cluster: from
-        the node's disk if its weights were pre-pulled there, else the remote store."""
+        the node's disk if its weights were pre-pulled there, else the remote store.
+
+        No longer than any first load there (the lower bound relies on it): the
+        conversion bound is taken at the widest shard group the node has.
+        """
+        spec = self.cluster.nodes[node]
+        tier: LoadTier = "disk" if model_name in spec.models_on_disk else "remote"
+        return self.load_from(model_name, node, tier, spec.gpu_count)
+
+    def load_from(self, model_name: str, node: int, tier: LoadTier, k: int = 1) -> float:
+        """Seconds k GPUs of ``node`` take to load ``model_name`` from ``tier``, as if the
+        weights were all there: the read at the tier's bandwidth (the host cache feeds
+        each GPU its shard; disk and remote reads are the node's), or the GPUs' conversion
+        of their shards at the model's ``load_gbps`` where that is slower."""
         read_gb = self._read_gb(model_name, node)
-        if model_name in self.cluster.nodes[node].models_on_disk:
-            return read_gb / self._disk_gbps
-        return read_gb / self._remote_gbps[node]
+        if tier == "host-cache":
+            read_s = read_gb / k / self._host_gbps
+        elif tier == "disk":
+            read_s = read_gb / self._disk_gbps
+        else:
+            read_s = read_gb / self._remote_gbps[node]
+        gbps = self._load_gbps.get((model_name, self.cluster.nodes[node].gpu_type))
+        return max(read_s, read_gb / k / gbps) if gbps else read_s
 
     def _read_gb(self, model_name: str, node: int) -> float:
         """Gigabytes a load of the model reads on ``node``, scaled by its load correction."""
@@ -258,15 +294,13 @@ class CostModel:
         return self.load_correction.get((model_name, gpu_type), 1.0) * weights_gb
 
     def _tier_load_time(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
-        """Seconds to read the weights from the node's best tier, as if it were complete."""
+        """Seconds to load the weights from the node's best tier, as if it were complete."""
         node = self._node_of[gpus[0]]
         ns = snap.nodes[node]
-        read_gb = self._read_gb(model_name, node)
-        if ns.cached(model_name):
-            return read_gb / len(gpus) / self._host_gbps
-        if model_name in ns.disk:
-            return read_gb / self._disk_gbps
-        return read_gb / self._remote_gbps[node]
+        tier: LoadTier = (
+            "host-cache" if ns.cached(model_name) else "disk" if model_name in ns.disk else "remote"
+        )
+        return self.load_from(model_name, node, tier, len(gpus))
 
     def _fill_end(self, model_name: str, gpus: tuple[int, ...], snap: Snapshot) -> float:
         """When the fetch bringing ``model_name`` into the node's cache ends (-inf: none).
@@ -351,13 +385,45 @@ class CostModel:
         prefill, decode = self.compute_time(
             stage, node, len(gpus), self.reused_tokens(stage, gpus, snap)
         )
+        load = self.load_time(stage, gpus, snap, start)
+        if self._cores[node] is not None:
+            slow = self.contention(gpus, snap, start, load + prefill + decode)
+            load, prefill, decode = load * slow, prefill * slow, decode * slow
         return StageCost(
             wait=0.0,
-            load=self.load_time(stage, gpus, snap, start),
+            load=load,
             input=self.input_time(stage, gpus, snap),
             prefill=prefill,
             decode=decode,
         )
+
+    def contention(
+        self,
+        gpus: tuple[int, ...],
+        snap: Snapshot,
+        start: float | None = None,
+        duration_s: float = 0.0,
+    ) -> float:
+        """How many times slower ``gpus`` work for sharing CPU cores, over a stage that
+        starts at ``start`` (default ``snap.now``) and would take ``duration_s`` alone:
+        1 unless their node gives ``cpu_cores`` (virtual CPU devices).
+
+        There, n devices at work on c cores each work at c / n of a core. The stage's own
+        devices count fully; every other device of the node counts for the part of the
+        stage it is still busy (its queue's estimated end), all of it when
+        ``duration_s`` is 0. The stage's load, prefill and decode all run on the cores.
+        """
+        node = self._node_of[gpus[0]]
+        cores = self._cores[node]
+        if cores is None:
+            return 1.0
+        at = _at(start, snap)
+        busy = float(len(gpus))
+        for g in self.cluster.node_gpus[node]:
+            left = snap.gpus[g].busy_until - at
+            if g not in gpus and left > 0:
+                busy += min(1.0, left / duration_s) if duration_s > 0 else 1.0
+        return max(1.0, busy / cores)
 
     def estimate(self, stage: StageInfo, gpus: tuple[int, ...], snap: Snapshot) -> StageCost | None:
         """Predicted cost from ``snap.now``, or None if the stage does not fit ``gpus``."""

@@ -72,6 +72,13 @@ class NodeSpec(_Strict):
         "scheduler starts, e.g. pre-pulled; every other model comes from the remote store "
         "on its first load here",
     )
+    cpu_cores: int | None = Field(
+        default=None,
+        ge=1,
+        description="for virtual CPU devices of one thread each: the CPU cores they share. "
+        "While n > cpu_cores of them work at once, each works at cpu_cores / n of its "
+        "speed. Omitted (GPUs): each device works at its own speed",
+    )
 
 
 class Cluster(_Strict):

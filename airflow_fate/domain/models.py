@@ -18,18 +18,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+LOAD_GBPS_HELP = (
+    "GB of weights a GPU makes resident per second once their bytes are at hand (format "
+    "conversion, dequantisation, allocation); a load takes the longer of reading the "
+    "weights from the node's best tier and this. Omitted: loads are read-bound"
+)
+
+
 class RateOverride(_Strict):
     """Measured single-GPU rates of a model on one GPU type."""
 
     prefill_tokens_per_s: float = Field(gt=0)
     decode_tokens_per_s: float = Field(ge=0)
+    load_gbps: float | None = Field(default=None, gt=0, description=LOAD_GBPS_HELP)
 
 
 class ModelSpec(_Strict):
     """One servable model.
 
     ``min_shards``/``max_shards`` bound the tensor-parallel degree; ``decode_tokens_per_s``
-    is the aggregate rate of a batched stage, 0 for encoder-only models.
+    is the aggregate rate of a batched stage, 0 for encoder-only models. ``load_gbps``
+    bounds how fast a GPU makes the weights resident whatever the tier they come from:
+    a quantised file dequantised on load is bound by the conversion, not by the disk.
     """
 
     weights_gib: float = Field(gt=0)
@@ -38,6 +48,7 @@ class ModelSpec(_Strict):
     decode_tokens_per_s: float = Field(ge=0)
     min_shards: int = Field(default=1, ge=1)
     max_shards: int = Field(default=1, ge=1)
+    load_gbps: float | None = Field(default=None, gt=0, description=LOAD_GBPS_HELP)
     per_gpu_type: dict[str, RateOverride] = Field(default_factory=dict)
     path: str | None = Field(default=None, description="local model directory for the runtime")
 

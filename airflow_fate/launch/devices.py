@@ -169,6 +169,30 @@ def bind_devices(cluster: Cluster, devices_file: Path | None) -> list[DeviceBind
     return bind(cluster, discover_devices(len(cluster.gpus)), "discovered devices")
 
 
+def unshared_cores_warning(
+    cluster: Cluster, bindings: Sequence[DeviceBinding], cores: int | None = None
+) -> str | None:
+    """Why predictions will run fast, if CPU devices need more threads than this machine
+    has ``cores`` (default: its count) and their nodes give no ``cpu_cores``: the cost
+    model then assumes each device has its cores to itself. None when all is well."""
+    cores = cores or os.cpu_count() or 1
+    threads = 0
+    unshared: set[str] = set()
+    for binding, ref in zip(bindings, cluster.gpus, strict=True):
+        if binding.platform == "cpu":
+            threads += binding.threads or 1
+            node = cluster.nodes[ref.node]
+            if node.cpu_cores is None:
+                unshared.add(node.name)
+    if threads <= cores or not unshared:
+        return None
+    return (
+        f"{threads} CPU device threads share {cores} cores here, but cluster.yaml gives no "
+        f"cpu_cores for node {', '.join(sorted(unshared))}: predictions assume a core "
+        f"per thread (set cpu_cores: {cores})"
+    )
+
+
 def merge(bindings: Sequence[DeviceBinding]) -> DeviceBinding:
     """One binding for a shard group: the devices together, their budgets summed."""
     if len(bindings) == 1:

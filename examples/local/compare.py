@@ -1,6 +1,6 @@
 """Compare policies on the local example for real, in one invocation.
 
-    python examples/local/compare.py --policies round-robin greedy-eft [--json OUT]
+    python examples/local/compare.py --policies round-robin fate [--json OUT]
 
 Each policy runs the same workload with fresh device workers (no residency carried over)
 and starts from the same correction state (``--correction``, empty by default), learning
@@ -72,7 +72,7 @@ def cross_run(samples: list[CostSample], store: CorrectionStore) -> list[CostSam
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--policies", nargs="+", default=["round-robin", "greedy-eft"])
+    parser.add_argument("--policies", nargs="+", default=["round-robin", "fate"])
     parser.add_argument("--cluster", type=Path, default=HERE / "cluster.yaml")
     parser.add_argument("--models", type=Path, default=HERE / "models.yaml")
     parser.add_argument("--workload", type=Path, default=HERE / "workload.json")

@@ -134,6 +134,8 @@ def test_written_catalog_has_measured_rates_and_simulate_accepts_it(
     spec = load_models(out_file, cluster).models["tiny-llama"]
     assert spec.prefill_tokens_per_s > 0 and spec.prefill_tokens_per_s != 100
     assert spec.decode_tokens_per_s > 0 and spec.decode_tokens_per_s != 10
+    assert spec.load_gbps is not None and spec.load_gbps > 0, "from the host-cache loads"
+    assert "+    load_gbps: " in out
     assert spec.weights_gib == 0.01 and spec.kv_bytes_per_token == 1024  # kept
     assert spec.path == "../tiny-llama"  # still names the same files from the new place
     resolve_model("tiny-llama", load_models(out_file, cluster), out_file.parent)

@@ -110,6 +110,19 @@ def test_other_type_gets_an_override(tmp_path: Path) -> None:
     assert lm["per_gpu_type"] == {"slow": {"decode_tokens_per_s": 9, "prefill_tokens_per_s": 300}}
 
 
+def test_a_measured_load_rate_goes_where_the_rates_go(tmp_path: Path) -> None:
+    new = _apply(
+        [
+            RateUpdate("lm", "ref", 1000.0, 10.0, 0.031234),
+            RateUpdate("lm", "slow", 300.0, 9.0, 2.0),
+        ],
+        tmp_path,
+    )
+    lm = new["models"]["lm"]
+    assert lm["load_gbps"] == 0.0312
+    assert lm["per_gpu_type"]["slow"]["load_gbps"] == 2
+
+
 def test_encoder_keeps_its_zero_decode_rate(tmp_path: Path) -> None:
     new = _apply([RateUpdate("embed", "slow", 800.0, None)], tmp_path)
     assert new["models"]["embed"]["per_gpu_type"]["slow"] == {

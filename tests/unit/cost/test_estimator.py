@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_fate.cost.estimator import GB, GIB_IN_GB, CostModel, shard_efficiency
+from airflow_fate.domain.cluster import Cluster
 from airflow_fate.domain.graph import WorkloadGraph
 from airflow_fate.state.cluster_state import (
     ClusterState,
@@ -183,3 +184,71 @@ def test_queued_load_that_evicts_makes_a_resident_model_cold() -> None:
     assert (0, 1) in snap.model_groups("big-lm")
     big = state.graph.stages[1]
     assert cost.load_time(big, (0, 1), snap) > 0.0, "the queued stage itself loads cold"
+
+
+def test_a_model_converted_on_load_is_bound_by_its_load_rate_on_every_tier() -> None:
+    """``load_gbps``: each GPU converts its ``weights / k`` at that rate after the read, so
+    a load takes the longer of the two; a GPU type's own figure wins over the model's."""
+    slow = {
+        "weights_gib": 4.0,
+        "kv_bytes_per_token": 0,
+        "prefill_tokens_per_s": 1000,
+        "decode_tokens_per_s": 100,
+        "max_shards": 2,
+        "load_gbps": 0.5,
+        "per_gpu_type": {
+            "small": {"prefill_tokens_per_s": 500, "decode_tokens_per_s": 50, "load_gbps": 0.25}
+        },
+    }
+    cluster, catalog = make_cluster(), make_catalog(**{"gguf-lm": slow})
+    cost = CostModel(cluster, catalog)
+    weights_gb = 4.0 * GIB_IN_GB
+    assert cost.load_from("gguf-lm", 0, "remote") == pytest.approx(weights_gb / 0.5)
+    assert cost.load_from("gguf-lm", 0, "host-cache", k=2) == pytest.approx(weights_gb / 2 / 0.5)
+    assert cost.load_from("gguf-lm", 2, "disk") == pytest.approx(weights_gb / 0.25), "small type"
+    assert cost.load_from("small-lm", 0, "remote") == pytest.approx(weights_gb / REMOTE), (
+        "no load_gbps: read-bound"
+    )
+    # The cold-start bound may not exceed any first load: the widest group of the node.
+    assert cost.first_load_time("gguf-lm", 0) == pytest.approx(
+        max(weights_gb / REMOTE, weights_gb / 4 / 0.5)
+    )
+
+    graph = WorkloadGraph.from_workload(make_workload([stage("a", "gguf-lm")], copies=1), catalog)
+    state = ClusterState(cluster, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    a = graph.stages[0]
+    assert cost.load_time(a, (0,), state.snapshot()) == pytest.approx(weights_gb / 0.5)
+
+
+def test_cpu_devices_sharing_cores_slow_each_other_down() -> None:
+    """On a node with ``cpu_cores``, n devices at work at a stage's start (its own
+    included) each work at cores / n: load, prefill and decode scale, transfers do not."""
+    doc = make_cluster([("cpu", "big", 3)]).model_dump()
+    shared = Cluster.model_validate({**doc, "nodes": [{**doc["nodes"][0], "cpu_cores": 2}]})
+    catalog = make_catalog()
+    stages = [stage("a"), stage("b"), stage("c")]
+    graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
+    state = ClusterState(shared, catalog, graph)
+    state.apply(WorkflowArrived(0, 0.0))
+    cost, alone = CostModel(shared, catalog), CostModel(make_cluster([("cpu", "big", 3)]), catalog)
+    c = graph.stages[2]
+    assert cost.contention((2,), state.snapshot()) == 1.0, "nothing else at work"
+    for uid, g in ((0, 0), (1, 1)):
+        state.apply(StageAssigned(uid, (g,), 0.0, 10.0))
+        state.apply(StageStarted(uid, 0.0))
+    snap = state.snapshot()
+    assert cost.contention((2,), snap) == pytest.approx(1.5), "three devices on two cores"
+    assert cost.contention((2,), snap, start=10.0) == 1.0, "the others are done by then"
+    assert cost.contention((2,), snap, duration_s=12.5) == pytest.approx(1.3), (
+        "the others are busy for 10 s of its 12.5 s: 1 + 0.8 + 0.8 devices on 2 cores"
+    )
+    slow, base = cost.run_cost(c, (2,), snap), alone.run_cost(c, (2,), snap)
+    factor = cost.contention((2,), snap, duration_s=base.load + base.prefill + base.decode)
+    assert factor > 1.0
+    assert slow.load == pytest.approx(factor * base.load) and slow.load > 0
+    assert slow.prefill == pytest.approx(factor * base.prefill)
+    assert slow.decode == pytest.approx(factor * base.decode)
+    state.apply(StageFinished(0, 4.0, 4.0))
+    state.now = 4.0
+    assert cost.contention((2,), state.snapshot()) == 1.0, "two devices, two cores"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -126,7 +126,24 @@ def _result(key: str, stage: StageInfo, load: float, prefill: float, decode: flo
 
 @pytest.fixture(scope="module")
 def inputs() -> Inputs:
-    return load_inputs(LOCAL / "cluster.yaml", LOCAL / "models.yaml", LOCAL / "workload.json")
+    """The local example, priced the way `FakeLauncher` runs it: every load reads the
+    weights at one slow bandwidth (no conversion bound, nothing pre-pulled) and each
+    device has a core to itself, so the noise-free simulation sees the fake's exact
+    times."""
+    example = load_inputs(LOCAL / "cluster.yaml", LOCAL / "models.yaml", LOCAL / "workload.json")
+    interconnect = example.cluster.interconnect.model_copy(
+        update={"host_to_gpu_gbps": 0.02, "local_disk_gbps": 0.02, "remote_store_gbps": 0.02}
+    )
+    nodes = [
+        n.model_copy(update={"models_on_disk": (), "cpu_cores": None})
+        for n in example.cluster.nodes
+    ]
+    cluster = example.cluster.model_copy(update={"interconnect": interconnect, "nodes": nodes})
+    models = {
+        name: m.model_copy(update={"load_gbps": None}) for name, m in example.catalog.models.items()
+    }
+    catalog = example.catalog.model_copy(update={"models": models})
+    return replace(example, cluster=cluster, catalog=catalog)
 
 
 def _source(name: str) -> ModelSource:

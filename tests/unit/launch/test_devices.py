@@ -17,6 +17,7 @@ from airflow_fate.launch.devices import (
     load_devices,
     merge,
     parse_nvidia_smi,
+    unshared_cores_warning,
 )
 
 LOCAL = Path(__file__).resolve().parents[3] / "examples" / "local"
@@ -95,3 +96,17 @@ def test_bad_inventory_files_name_the_field(tmp_path: Path, text: str, where: st
         load_devices(path)
     assert err.value.source == str(path)
     assert err.value.path == where
+
+
+def test_cpu_devices_on_too_few_cores_are_named_unless_the_cluster_says_so() -> None:
+    shared = load_cluster(LOCAL / "cluster.yaml")  # cpu_cores: 2
+    bindings = bind(shared, load_devices(LOCAL / "inventory.yaml"))
+    doc = shared.model_dump()
+    doc["nodes"][0]["cpu_cores"] = None
+    unshared = type(shared).model_validate(doc)
+    assert unshared_cores_warning(shared, bindings, cores=2) is None
+    assert unshared_cores_warning(unshared, bindings, cores=4) is None, "a core each"
+    warning = unshared_cores_warning(unshared, bindings, cores=2)
+    assert warning is not None
+    assert "3 CPU device threads share 2 cores" in warning
+    assert "node local" in warning and "cpu_cores: 2" in warning
