@@ -108,7 +108,6 @@ class CostModel:
             ic.nvlink_gbps if n.nvlink else ic.host_to_gpu_gbps for n in cluster.nodes
         ]
         self._mean_inverse_gbps: float | None = None
-        self._degrees: dict[tuple[str, int, int, int, int, int | None], tuple[int, ...]] = {}
         self._by_node: dict[tuple[str, int, int, int, int | None], tuple[tuple[int, ...], ...]] = {}
         self._usable = [cluster.gpu_type_of_node(i).usable_gib for i in range(len(cluster.nodes))]
         self._cores = [n.cpu_cores for n in cluster.nodes]
@@ -145,24 +144,9 @@ class CostModel:
         model = self.catalog.models[stage.model]
         return memory_per_gpu_gib(model, stage.tokens, k) <= self._usable[node]
 
-    def degrees(self, stage: StageInfo, node: int, bound: int | None = None) -> tuple[int, ...]:
-        """Shard degrees of ``stage`` allowed on ``node`` that fit memory (at most ``bound``).
-
-        Memoised on what the answer depends on; planners ask this for every stage x node.
-        """
-        key = (stage.model, stage.tokens, stage.min_shards, stage.max_shards, node, bound)
-        hit = self._degrees.get(key)
-        if hit is not None:
-            return hit
-        count = self.cluster.nodes[node].gpu_count
-        hi = stage.max_shards
-        if bound is not None:
-            hi = max(stage.min_shards, min(stage.max_shards, bound))
-        out = tuple(
-            k for k in shard_degrees(stage.min_shards, hi, count) if self.fits(stage, node, k)
-        )
-        self._degrees[key] = out
-        return out
+    def degrees(self, stage: StageInfo, node: int) -> tuple[int, ...]:
+        """Shard degrees of ``stage`` allowed on ``node`` that fit memory."""
+        return self.degrees_by_node(stage)[node]
 
     def degrees_by_node(
         self, stage: StageInfo, cap: int | None = None
@@ -172,14 +156,24 @@ class CostModel:
         ``cap`` bounds optional widening only: where no fitting degree is within it, the
         smallest fitting degree remains (so a stage keeps every node it fits). Planners
         ask this for every stage they look at; one memoised row per stage shape replaces a
-        `degrees` call per node.
+        lookup per node.
         """
         key = (stage.model, stage.tokens, stage.min_shards, stage.max_shards, cap)
         hit = self._by_node.get(key)
         if hit is None:
-            rows = [self.degrees(stage, n) for n in range(len(self.cluster.nodes))]
-            if cap is not None:
-                rows = [tuple(k for k in ks if k <= cap) or ks[:1] for ks in rows]
+            if cap is None:
+                rows = [
+                    tuple(
+                        k
+                        for k in shard_degrees(stage.min_shards, stage.max_shards, n.gpu_count)
+                        if self.fits(stage, i, k)
+                    )
+                    for i, n in enumerate(self.cluster.nodes)
+                ]
+            else:
+                rows = [
+                    tuple(k for k in ks if k <= cap) or ks[:1] for ks in self.degrees_by_node(stage)
+                ]
             hit = self._by_node[key] = tuple(rows)
         return hit
 
