@@ -458,6 +458,7 @@ class ClusterState:
         self._waiting_parents: dict[int, int] = {}
         self._placement: dict[int, tuple[int, ...]] = {}
         self._started: dict[int, float] = {}
+        self._loaded_at_start: set[int] = set()
         self._finished: dict[int, float] = {}
         self._arrived: dict[int, float] = {}
         self._service: dict[int, float] = {}
@@ -554,6 +555,7 @@ class ClusterState:
         self._waiting_parents = {s[u]: n for u, n in self._waiting_parents.items() if u in s}
         self._placement = {s[u]: g for u, g in self._placement.items() if u in s}
         self._started = {s[u]: t for u, t in self._started.items() if u in s}
+        self._loaded_at_start = {s[u] for u in self._loaded_at_start if u in s}
         self._finished = {s[u]: t for u, t in self._finished.items() if u in s}
         self._arrived = {w[x]: t for x, t in self._arrived.items() if x in w}
         self._service = {w[x]: t for x, t in self._service.items() if x in w}
@@ -689,6 +691,7 @@ class ClusterState:
             )
         node = self._node_of[gpus[0]]
         if loaded:
+            self._loaded_at_start.add(event.stage)
             self._nodes[node] = _cache_on_node(
                 self._nodes[node],
                 stage.model,
@@ -753,6 +756,12 @@ class ClusterState:
                     idle_since=event.time,
                 )
         self._finished[event.stage] = event.time
+        if event.stage in self._loaded_at_start:
+            self._loaded_at_start.discard(event.stage)
+            node = self._node_of[gpus[0]]
+            self._nodes[node] = _fill_seen_through(
+                self._nodes[node], stage.model, self._started[event.stage]
+            )
         wf = stage.workflow
         self._service[wf] = self._service.get(wf, 0.0) + event.run_s * len(gpus)
         for child in stage.children:
@@ -834,6 +843,21 @@ def _cache_on_node(
             cache.pop(0)
         cache.append((model, gib))
     return NodeState(host_cache=tuple(cache), disk=node.disk | {model}, fills=fills)
+
+
+def _fill_seen_through(node: NodeState, model: str, load_began: float) -> NodeState:
+    """``node`` once a stage that loaded ``model`` there at ``load_began`` has finished.
+
+    Such a load read the fill in flight when it began (or was the fill), so the fill is
+    through: its recorded start only served to estimate its end, and an estimate later
+    than what was observed would keep planners holding GPUs for a fetch that is over
+    (a fetch faster than estimated is as likely as a slower one).
+    """
+    fill = node.fills.get(model)
+    if fill is None or fill[0] > load_began:
+        return node
+    fills = {m: f for m, f in node.fills.items() if m != model}
+    return replace(node, fills=fills)
 
 
 def _renumbered(st: GpuState, uids: Mapping[int, int]) -> GpuState:

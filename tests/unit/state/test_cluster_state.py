@@ -270,3 +270,43 @@ def test_a_load_waiting_for_a_fetch_ends_when_the_fetch_really_ends() -> None:
     host = 4.0 * 1.073741824 / 25.0
     assert first.cost.load - 1.0 > 10 * host, "the fetch outlasts any draw of the read"
     assert second.cost.load == pytest.approx(first.cost.load - 1.0)
+
+
+def test_a_fetch_seen_through_is_not_waited_for_again() -> None:
+    """A fetch can end sooner than estimated. Once a stage that loaded the model there has
+    finished, its load (and so the fetch it read) is known to be through: a later load on
+    the node reads the host cache without waiting for the estimated end of that fetch."""
+    from airflow_fate.cost.estimator import CostModel
+
+    state = build([stage("a"), stage("b"), stage("c")])
+    cost = CostModel(state.cluster, state.catalog)
+    remote = cost.cold_load_time("small-lm", (0,), state.snapshot())
+    host = 4.0 * 1.073741824 / 25.0
+    state.apply(StageAssigned(0, (0,), 0.0, remote))
+    state.apply(StageStarted(0, 0.0))  # fetches small-lm to node 0
+    state.now = remote / 2
+    assert cost.fetch_wait("small-lm", (1,), state.snapshot()) == pytest.approx(
+        remote / 2 - host
+    ), "in flight: a second reader waits for the estimated end"
+    state.apply(StageFinished(0, remote / 2, remote / 2))  # faster than estimated
+    snap = state.snapshot()
+    assert "small-lm" not in state.node(0).fills
+    assert cost.fetch_wait("small-lm", (1,), snap) == 0.0
+    assert cost.cold_load_time("small-lm", (1,), snap) == pytest.approx(host)
+
+
+def test_a_finished_stage_does_not_end_a_later_fetch() -> None:
+    """Only a load that began once the fetch was under way saw it through: a stage that
+    loaded before the node's cache lost the model says nothing of the fetch that reads
+    it back."""
+    state = build([stage("a"), stage("b"), stage("c")])
+    state.apply(StageAssigned(0, (0,), 0.0, 5.0))
+    state.apply(StageStarted(0, 0.0))
+    state._nodes[0] = dataclasses.replace(state.node(0), host_cache=())  # cache dropped it
+    state.now = 3.0
+    state.apply(StageAssigned(1, (1,), 3.0, 1.0))
+    state.apply(StageStarted(1, 3.0))  # reads the disk back into the cache: a new fill
+    state.apply(StageFinished(0, 5.0, 5.0))
+    assert state.node(0).fills["small-lm"] == (3.0, True)
+    state.apply(StageFinished(1, 6.0, 3.0))
+    assert "small-lm" not in state.node(0).fills
