@@ -104,7 +104,8 @@ class NodeState:
     and whether it read local disk (else the remote store). The cache and disk hold the
     weights only once that load is through: another load of the model on this node ends
     no sooner (`CostModel.cold_load_time`), as a second reader of a file still being
-    fetched waits for the fetch."""
+    fetched waits for the fetch. The entry goes once a stage that loaded the model here
+    since then has finished (`_fill_seen_through`): the fill is then known to be through."""
 
     def cached(self, model: str) -> bool:
         return any(m == model for m, _ in self.host_cache)
