@@ -9,6 +9,8 @@ Per epoch:
    node, bounded by the stage's and the global shard limits (`candidates.groups_for`).
    GPUs that already have a stage queued are skipped, so at most one stage waits on a
    busy GPU; busy GPUs with an empty queue count, with their wait in the finish time.
+   Frontier stages that agree on all a candidate list depends on (model, prefix, what
+   fits where, where their parents ran) share one per epoch (`Fate._candidate_key`).
 3. Score = finish + future terms (`scoring`); keep the top-k by score and by finish.
 4. Joint assignment (`solver`): at most one candidate per stage, no GPU twice, weights
    from criticality (upward rank), deferral priced at the stage's best score plus its
@@ -76,33 +78,60 @@ class Fate:
         return {u: 0.5 + ranks[u] / top + w_age * age[u] / oldest for u in ranks}
 
     def candidates(self, snap: Snapshot, cost: CostModel, uid: int) -> list[tuple[int, ...]]:
-        """Candidate groups of one frontier stage (see the module docstring, step 2).
+        """Candidate groups of one frontier stage (see the module docstring, step 2)."""
+        return list(self._candidates(snap.graph.stages[uid], snap, cost, _roomiest_idle(snap)))
+
+    def _candidates(
+        self,
+        stage: StageInfo,
+        snap: Snapshot,
+        cost: CostModel,
+        roomiest: list[tuple[int, ...]],
+    ) -> list[tuple[int, ...]]:
+        """`candidates`, given the snapshot's `_roomiest_idle` GPUs.
 
         Shard degrees are bounded by load: on a node with at least ``shard_pressure`` of its
         GPUs busy only the smallest fitting degree is offered. A wider group finishes one
         stage sooner but takes GPUs that queued stages would run on in parallel; measured
         on the real-dag suite, under load the narrow layout wins on makespan and P95.
         """
-        stage = snap.graph.stages[uid]
         # Without shards no optional widening: per node the smallest fitting degree,
         # which may exceed min_shards where the model needs more GPUs of that type.
         bound = self.config.max_shards if self.config.shards else stage.min_shards
         groups = groups_for(stage, snap, cost, bound, _shortlist(stage, snap, cost, self.config))
-        groups.extend(
-            g for g in _roomiest_idle(snap) if g not in groups and cost.estimate(stage, g, snap)
-        )
-        smallest = {n: ks[0] for n, ks in enumerate(cost.degrees_by_node(stage)) if ks}
+        fitting = cost.degrees_by_node(stage)
+        node_of = snap.cluster.gpus
+        # A single GPU fits where degree 1 does (what `CostModel.estimate` checks).
+        groups.extend(g for g in roomiest if g not in groups and 1 in fitting[node_of[g[0]].node])
+        smallest = {n: ks[0] for n, ks in enumerate(fitting) if ks}
         pressure = 0.0 if self.config.shards else 1.0
         groups = [
             g
             for g in groups
-            if len(g) == smallest.get(node := snap.cluster.gpus[g[0]].node)
+            if len(g) == smallest.get(node := node_of[g[0]].node)
             or max(pressure, _node_busy(snap, node)) < self.config.shard_pressure
         ]
         if self.config.max_queue is not None:
             limit = self.config.max_queue
             groups = [g for g in groups if all(len(snap.gpus[x].pending) <= limit for x in g)]
         return groups
+
+    def _candidate_key(
+        self, stage: StageInfo, snap: Snapshot, cost: CostModel
+    ) -> tuple[object, ...]:
+        """What `_candidates` reads of a stage: frontier stages that agree on it share
+        their candidates within an epoch (stages of one template differ in token counts,
+        rarely in what fits where)."""
+        bound = self.config.max_shards if self.config.shards else stage.min_shards
+        parents = tuple(sorted(g for p in stage.parents for g in snap.placement.get(p, ())))
+        return (
+            stage.model,
+            stage.prefix_id,
+            cost.degrees_by_node(stage),
+            cost.degrees_by_node(stage, bound),
+            cost.degrees_by_node(stage, self.config.max_shards),
+            parents,
+        )
 
     def score_frontier(
         self, snap: Snapshot, cost: CostModel, stages: Iterable[int] | None = None
@@ -119,12 +148,18 @@ class Fate:
         scorer = Scorer(snap, cost, look, cfg)
         graph_stages = snap.graph.stages
         stages_to_score = None if stages is None else list(stages)
+        roomiest = _roomiest_idle(snap)
+        groups_by_key: dict[tuple[object, ...], list[tuple[int, ...]]] = {}
         scored: dict[int, list[Scored]] = {}
         for uid in snap.frontier if stages_to_score is None else stages_to_score:
             stage = graph_stages[uid]
+            key = self._candidate_key(stage, snap, cost)
+            groups = groups_by_key.get(key)
+            if groups is None:
+                groups = groups_by_key[key] = self._candidates(stage, snap, cost, roomiest)
             quick = [
                 (est.total, g, est)
-                for g in self.candidates(snap, cost, uid)
+                for g in groups
                 if (est := cost.estimate(stage, g, snap)) is not None
             ]
             if cfg.widen_slack is not None:

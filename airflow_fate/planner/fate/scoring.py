@@ -77,6 +77,9 @@ class Scorer:
         self._copy_cache: dict[str, list[Copy]] = {}
         self._base_cache: dict[tuple[str, int | None], float] = {}
         self._loss_cache: dict[tuple[str, tuple[int, ...]], float] = {}
+        self._others_cache: dict[
+            tuple[int, str], tuple[list[tuple[str, tuple[int, ...], float]], float]
+        ] = {}
         self._prefix_cache: dict[tuple[tuple[str, str], int, int], dict[int, float]] = {}
         self._large_cache: dict[int, list[tuple[float, int]]] = {}
         self._large_demand: dict[int, int] = {}
@@ -238,8 +241,9 @@ class Scorer:
             lost.update((m, group) for m, group, _ in self.snap.resident_after_queue(h))
         lost = {(m, group) for m, group in lost if m != s.model}
         for g in gpus:
-            resident = [r for r in self.snap.resident_after_queue(g) if r[0] != s.model]
-            used = sum(r[2] for r in resident)
+            resident, used = self._others_resident(g, s.model)
+            if used + need <= usable:
+                continue
             for m, group, gib in resident:
                 if used + need <= usable:
                     break
@@ -257,6 +261,18 @@ class Scorer:
                 self._loss_cache[key] = extra
             total += extra
         return total
+
+    def _others_resident(
+        self, g: int, model: str
+    ) -> tuple[list[tuple[str, tuple[int, ...], float]], float]:
+        """What GPU ``g`` holds after its queue besides ``model`` (LRU order), and its GiB:
+        what a load of ``model`` there may evict (memoised per epoch)."""
+        key = (g, model)
+        hit = self._others_cache.get(key)
+        if hit is None:
+            resident = [r for r in self.snap.resident_after_queue(g) if r[0] != model]
+            hit = self._others_cache[key] = (resident, sum(r[2] for r in resident))
+        return hit
 
     def _replaced_worker_gpus(self, s: StageInfo, gpus: tuple[int, ...]) -> set[int]:
         """GPUs whose worker gives way to one for exactly ``gpus`` when ``s`` starts (none
