@@ -96,6 +96,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configs = configs_from_args(args)
+    several = len(configs) > 1
+    with_matrix = several and FATE in configs[0].policies
+    if several and not with_matrix:
+        # Each cell's results stand on their own; only the matrix needs FATE to compare.
+        print(
+            f"no win/loss matrix: it stands {FATE} against the other policies, "
+            f"and --policies has no {FATE}; each cell's results are still written"
+        )
     cells: list[Cell] = []
     for i, config in enumerate(configs, start=1):
         s = config.setting
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print_summary(output.results)
         for path in output.files:
             print(f"wrote {path}")
-        if len(configs) > 1:
+        if with_matrix:
             cells.append(cell_standings(output.runs, s.load, s.launcher, config.seeds))
     if cells:
         matrix = Matrix(suite=configs[0].setting.suite, seeds=list(configs[0].seeds), cells=cells)

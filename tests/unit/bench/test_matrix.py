@@ -93,6 +93,25 @@ def test_bench_over_loads_and_launchers_writes_a_matrix(tmp_path: Path) -> None:
     assert "Tally over 4 cells x 3 metrics: 12 too few seeds." in matrix_md
 
 
+def test_bench_over_loads_without_fate_writes_each_cell_and_says_why_no_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Comparing ablations over loads is a fair use: the cells run, only the matrix
+    (FATE against the rest) is left out, and the run says so before it starts."""
+    out = tmp_path / "ablations"
+    argv = ["bench", "--suite", "real-dag", "--seeds", "1", "--workflows", "3"]
+    argv += ["--policies", "fate-greedy", "--out", str(out), "--load", "0.5,0.9"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("no win/loss matrix") < printed.index("wrote")
+    assert "--policies has no fate" in printed
+    for load in ("0.5", "0.9"):
+        results = json.loads((out / f"local-load-{load}" / "results.json").read_text())
+        assert set(results["policies"]) == {"round-robin", "fate-greedy"}
+    assert not (out / "matrix.json").exists()
+    assert not (out / "matrix.md").exists()
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
