@@ -95,9 +95,7 @@ class Fate:
         stage sooner but takes GPUs that queued stages would run on in parallel; measured
         on the real-dag suite, under load the narrow layout wins on makespan and P95.
         """
-        # Without shards no optional widening: per node the smallest fitting degree,
-        # which may exceed min_shards where the model needs more GPUs of that type.
-        bound = self.config.max_shards if self.config.shards else stage.min_shards
+        bound = self._shard_bound(stage)
         groups = groups_for(stage, snap, cost, bound, _shortlist(stage, snap, cost, self.config))
         fitting = cost.degrees_by_node(stage)
         node_of = snap.cluster.gpus
@@ -116,19 +114,24 @@ class Fate:
             groups = [g for g in groups if all(len(snap.gpus[x].pending) <= limit for x in g)]
         return groups
 
+    def _shard_bound(self, stage: StageInfo) -> int | None:
+        """The cap on optional widening: without shards, none beyond the smallest fitting
+        degree per node (which may exceed min_shards where the model needs more GPUs of
+        that type)."""
+        return self.config.max_shards if self.config.shards else stage.min_shards
+
     def _candidate_key(
         self, stage: StageInfo, snap: Snapshot, cost: CostModel
     ) -> tuple[object, ...]:
         """What `_candidates` reads of a stage: frontier stages that agree on it share
         their candidates within an epoch (stages of one template differ in token counts,
         rarely in what fits where)."""
-        bound = self.config.max_shards if self.config.shards else stage.min_shards
         parents = tuple(sorted(g for p in stage.parents for g in snap.placement.get(p, ())))
         return (
             stage.model,
             stage.prefix_id,
             cost.degrees_by_node(stage),
-            cost.degrees_by_node(stage, bound),
+            cost.degrees_by_node(stage, self._shard_bound(stage)),
             cost.degrees_by_node(stage, self.config.max_shards),
             parents,
         )

@@ -41,7 +41,7 @@ from airflow_fate.planner.candidates import aligned_blocks, capped_degrees
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.lookahead import Lookahead
 from airflow_fate.planner.fate.supply import MAX_DEMAND, Copy, Need, demand_cost
-from airflow_fate.state.cluster_state import Snapshot
+from airflow_fate.state.cluster_state import Resident, Snapshot
 
 TERMS = ("residency", "locality", "prefix", "eviction", "reachability")
 
@@ -77,9 +77,7 @@ class Scorer:
         self._copy_cache: dict[str, list[Copy]] = {}
         self._base_cache: dict[tuple[str, int | None], float] = {}
         self._loss_cache: dict[tuple[str, tuple[int, ...]], float] = {}
-        self._others_cache: dict[
-            tuple[int, str], tuple[list[tuple[str, tuple[int, ...], float]], float]
-        ] = {}
+        self._others_cache: dict[tuple[int, str], tuple[Resident, float]] = {}
         self._prefix_cache: dict[tuple[tuple[str, str], int, int], dict[int, float]] = {}
         self._large_cache: dict[int, list[tuple[float, int]]] = {}
         self._large_demand: dict[int, int] = {}
@@ -262,15 +260,13 @@ class Scorer:
             total += extra
         return total
 
-    def _others_resident(
-        self, g: int, model: str
-    ) -> tuple[list[tuple[str, tuple[int, ...], float]], float]:
+    def _others_resident(self, g: int, model: str) -> tuple[Resident, float]:
         """What GPU ``g`` holds after its queue besides ``model`` (LRU order), and its GiB:
         what a load of ``model`` there may evict (memoised per epoch)."""
         key = (g, model)
         hit = self._others_cache.get(key)
         if hit is None:
-            resident = [r for r in self.snap.resident_after_queue(g) if r[0] != model]
+            resident = tuple(r for r in self.snap.resident_after_queue(g) if r[0] != model)
             hit = self._others_cache[key] = (resident, sum(r[2] for r in resident))
         return hit
 
