@@ -259,7 +259,13 @@ class LocalTaskLauncher:
         return merge([self.bindings[d] for d in devices])
 
     def _worker_for(self, devices: tuple[int, ...]) -> _Worker:
-        """The live worker for exactly ``devices``; retires overlapping ones first."""
+        """The live worker for exactly ``devices``; retires overlapping ones first.
+
+        Workers that ended since the last `poll` are reported first: one that died just
+        before this launch would otherwise be replaced without the planner hearing that
+        what it held is gone.
+        """
+        self._reap_workers()
         worker = self._workers.get(devices)
         if worker is not None and worker.alive():
             if self._socket(devices).exists():

@@ -23,7 +23,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import ValidationError
 
@@ -167,6 +167,20 @@ def _try_send(conn: socket.socket, message: Hello | StageStarted | Outcome) -> b
     return True
 
 
+def exit_replaced() -> NoReturn:
+    """End a worker whose stage failure left it suspect, with `EXIT_REPLACED`.
+
+    Skips interpreter teardown: in a process that just ran out of memory, finalizers
+    (torch's thread pools, module cleanup) allocate and can abort or hang it, and then
+    its exit status no longer tells the launcher why it ended. Logs are flushed first;
+    the socket is already gone (`main`'s ``finally``).
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(EXIT_REPLACED)
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -196,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.close()
         if os.path.exists(config.socket_path):
             os.unlink(config.socket_path)
-    return EXIT_REPLACED if worker.replaced_after is not None else 0
+    if worker.replaced_after is not None:
+        exit_replaced()
+    return 0
 
 
 if __name__ == "__main__":

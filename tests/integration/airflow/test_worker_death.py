@@ -102,7 +102,8 @@ def test_worker_fault_fails_one_try_and_the_retry_succeeds(tmp_path: Path, fault
         assert f"failed [{fault.failure}]" in attempt_1, attempt_1[-3000:]
         scheduler = (env.logs / "scheduler.log").read_text(errors="replace")
         lost = rf"lost their worker: device worker \S+ \(pid {hit}\) {fault.worker_end}"
-        assert re.search(lost, scheduler), "the planner was told the worker's state is gone"
+        reported = [line for line in scheduler.splitlines() if "lost their worker" in line]
+        assert re.search(lost, scheduler), (reported, _worker_log_tail(env, hit))
 
 
 def _fault_once_a_stage_runs(
@@ -120,6 +121,16 @@ def _fault_once_a_stage_runs(
             return recorded[0]
         time.sleep(0.2)
     raise AssertionError("no device worker started a stage in time")
+
+
+def _worker_log_tail(env: AirflowEnvironment, pid: int) -> str:
+    """The end of the log of the worker that had pid ``pid``: how it ended, when a
+    report is missing."""
+    for log in env.run_dir.glob("w*.log"):
+        text = log.read_text(errors="replace")
+        if f"worker {pid} bound" in text:
+            return text[-3000:]
+    return f"no worker log names pid {pid}"
 
 
 def _vm_size_bytes(pid: int) -> int:

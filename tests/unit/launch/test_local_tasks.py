@@ -118,6 +118,40 @@ def test_a_killed_worker_is_reported_lost_and_replaced(tmp_path: Path) -> None:
         launcher.close()
 
 
+def test_a_worker_that_died_since_the_last_poll_is_reported_before_it_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """A launch that finds its worker dead (not yet reaped by `poll`) still reports it."""
+    launcher = _launcher(tmp_path)
+    try:
+        launcher.start()
+        killed = _pid(tmp_path / "w0.pid")
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _process_state(killed) not in ("Z", ""):
+            assert time.monotonic() < deadline, "the worker outlived SIGKILL"
+            time.sleep(0.05)
+        request = LaunchRequest(key("next"), ("python", "-c", "pass"), GpuPlacement("local", (0,)))
+        launcher.launch(request)
+        events = launcher.poll()
+        lost = [e for e in events if isinstance(e, DevicesLost)]
+        assert [(e.node, e.gpu_indices) for e in lost] == [("local", (0,))], events
+        assert f"pid {killed}" in lost[0].reason and "SIGKILL" in lost[0].reason
+        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
+        assert _pid(tmp_path / "w0.pid") != killed, "a fresh worker serves GPU 0"
+    finally:
+        launcher.close()
+
+
+def _process_state(pid: int) -> str:
+    """``/proc`` state letter of ``pid`` ("Z": exited, not yet reaped); "" once gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return ""
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("State:"))
+
+
 def test_a_worker_on_its_way_out_is_waited_for_and_replaced(tmp_path: Path) -> None:
     """A worker that closed its socket (replaced after a failure, or idle) but has not
     exited yet is not handed the next task: that task would find no socket."""

@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from airflow_fate.runtime.errors import is_out_of_memory
+from airflow_fate.runtime.worker import EXIT_REPLACED
 
 
 class OutOfMemoryError(RuntimeError):
@@ -116,3 +117,24 @@ def test_worker_classifies_a_crashed_stage_by_whether_it_can_still_allocate(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == expected, done.stdout + done.stderr
+
+
+def test_a_replaced_worker_exits_with_its_status_and_skips_teardown() -> None:
+    """Finalizers in a process that ran out of memory can abort or hang it; the replaced
+    worker's exit must not depend on them, and its last log line must still be written."""
+    script = textwrap.dedent(
+        """
+        import atexit, logging, sys
+        from airflow_fate.runtime.worker import exit_replaced
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+        atexit.register(lambda: print("teardown ran", flush=True))
+        logging.getLogger("worker").error("exiting to be replaced")
+        exit_replaced()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == EXIT_REPLACED, done.stderr
+    assert "teardown ran" not in done.stdout
+    assert "exiting to be replaced" in done.stderr
