@@ -31,7 +31,7 @@ from airflow_fate.planner.candidates import groups_for
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.demand import DemandRates
 from airflow_fate.planner.fate.lookahead import build_lookahead
-from airflow_fate.planner.fate.receding import backfill, plan_window
+from airflow_fate.planner.fate.receding import WindowDecision, backfill, plan_window
 from airflow_fate.planner.fate.scoring import TERMS, Scored, Scorer
 from airflow_fate.planner.fate.solver import Choice, Problem, build_model, greedy_assign, solve
 from airflow_fate.planner.fate.window import soon_ready
@@ -240,20 +240,23 @@ class Fate:
         weights = self._weights(snap, ranks)
         ready = _window_ready(snap, weights, cfg.window_ready, cfg.window_per_model)
         scored = self.score_frontier(snap, cost, ready)
-        if not scored:
-            return Plan()
-        soon = soon_ready(snap, list(scored))
-        ranks.update((u, self._rank(snap, cost, u)) for u in soon)
-        weights = self._weights(snap, ranks)
-        soon = sorted(soon, key=lambda u: (-weights[u], u))[: cfg.window_soon]
-        decision = plan_window(snap, cost, scored, soon, weights, cfg)
+        held: dict[int, float] = {}
+        if cfg.fetch_hold_s is not None:
+            scored, held = _fetch_holds(snap, cost, scored, cfg)
+        decision, weights = self._schedule_window(snap, cost, scored, ranks)
         out: list[Assignment] = []
         for uid, gpus in decision.launch:
             i = next(j for j, o in enumerate(scored[uid]) if o.gpus == gpus)
             out.append(Assignment(uid, gpus, _record(scored[uid], i)))
         taken = {g for _, gpus in decision.launch for g in gpus}
-        rest = sorted((u for u in snap.frontier if u not in scored), key=lambda u: (-weights[u], u))
-        for uid, gpus, est in backfill(snap, cost, rest, taken, decision.idle_for, cfg.max_shards):
+        rest = sorted(
+            (u for u in snap.frontier if u not in scored and u not in held),
+            key=lambda u: (-weights[u], u),
+        )
+        filled = backfill(
+            snap, cost, rest, taken, decision.idle_for, cfg.max_shards, cfg.fetch_hold_s
+        )
+        for uid, gpus, est in filled:
             out.append(Assignment(uid, gpus, DecisionRecord(cost=est, score=est.total)))
         if not out and not _work_in_flight(snap):
             # Nothing would start and no finish is coming: place greedily now.
@@ -264,7 +267,28 @@ class Fate:
                 for u, i in sorted(picks.items())
                 if i is not None
             ]
-        return Plan(assignments=tuple(out), fallback=decision.fallback)
+        wake_at = min(held.values(), default=None)
+        return Plan(assignments=tuple(out), fallback=decision.fallback, wake_at=wake_at)
+
+    def _schedule_window(
+        self,
+        snap: Snapshot,
+        cost: CostModel,
+        scored: dict[int, list[Scored]],
+        ranks: dict[int, float],
+    ) -> tuple[WindowDecision, dict[int, float]]:
+        """The window schedule of the scored ready stages and the soon-ready ones they
+        lead to, and the weights it used (``ranks`` gains the soon-ready stages'). An
+        empty window (every ready stage held, or none fits) launches nothing."""
+        weights = self._weights(snap, ranks)
+        if not scored:
+            return WindowDecision((), False, "EMPTY", {}), weights
+        cfg = self.config
+        soon = soon_ready(snap, list(scored))
+        ranks.update((u, self._rank(snap, cost, u)) for u in soon)
+        weights = self._weights(snap, ranks)
+        soon = sorted(soon, key=lambda u: (-weights[u], u))[: cfg.window_soon]
+        return plan_window(snap, cost, scored, soon, weights, cfg), weights
 
 
 def _window_ready(

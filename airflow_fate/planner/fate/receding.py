@@ -93,13 +93,17 @@ def backfill(
     taken: set[int],
     idle_for: dict[int, float],
     bound: int | None,
+    fetch_hold_s: float | None = None,
 ) -> list[tuple[int, tuple[int, ...], StageCost]]:
     """Ready stages outside the window on GPUs the plan leaves idle now, in order.
 
     A stage takes the earliest-finishing GPU set among the idle GPUs nothing has taken
     that hold its model or have room for it (a load that evicts would drop what the plan
     did not weigh) and whose next planned use (``idle_for``, none: never) comes after it
-    would finish, so the plan's own stages are not delayed. Stops when no GPU is left.
+    would finish, so the plan's own stages are not delayed. A set whose load would wait
+    longer than ``fetch_hold_s`` for a fetch still bringing the model to its node is
+    skipped, as FATE's fetch hold drops such options (None: no such rule). Stops when no
+    GPU is left.
     """
     free = {g for g in range(len(snap.gpus)) if snap.idle(g) and g not in taken}
     out = []
@@ -114,6 +118,12 @@ def backfill(
                 continue
             est = cost.estimate(stage, group, snap)
             if est is None or (est.load > 0 and _evicts(snap, stage, group)):
+                continue
+            if (
+                est.load > 0
+                and fetch_hold_s is not None
+                and cost.fetch_wait(stage.model, group, snap) > fetch_hold_s
+            ):
                 continue
             if any(est.total > idle_for.get(g, math.inf) for g in group):
                 continue

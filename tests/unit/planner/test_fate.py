@@ -449,3 +449,28 @@ def test_a_fetch_of_its_own_elsewhere_is_taken_when_it_finishes_nearly_as_soon()
     strict = Fate("fate", FateConfig(fetch_slack=0.0)).plan(snap, cost)
     assert 1 not in {a.stage for a in strict.assignments}, "no slack: b is held"
     assert strict.wake_at is not None
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ABLATIONS["fate-rh-greedy"],
+        ABLATIONS["fate-rh"],
+        # One stage in the window: the other reaches its GPUs through the backfill.
+        replace(ABLATIONS["fate-rh-greedy"], window_ready=1),
+    ],
+    ids=["rh-greedy", "rh", "rh-backfill"],
+)
+def test_the_receding_horizon_planner_holds_a_stage_that_would_idle_on_a_fetch(
+    config: FateConfig,
+) -> None:
+    """The same rule as FATE's: b waits off its GPUs until a's fetch is nearly through."""
+    snap, cost, remote = fetching_snapshot()
+    plan = Fate("fate-rh", config).plan(snap, cost)
+    assert {a.stage for a in plan.assignments} == {2}, "c runs now; b would only wait"
+    host = 15.0 * 1.073741824 / 25.0
+    assert plan.wake_at == pytest.approx(remote - host), "b is planned again as the fetch ends"
+    later = replace(snap, now=remote - host)
+    assert 1 in {a.stage for a in Fate("fate-rh", config).plan(later, cost).assignments}
+    unheld = Fate("fate-rh", replace(config, fetch_hold_s=None)).plan(snap, cost)
+    assert {a.stage for a in unheld.assignments} == {1, 2}, "without the hold b waits on GPUs"
