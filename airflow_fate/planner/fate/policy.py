@@ -243,7 +243,7 @@ class Fate:
         held: dict[int, float] = {}
         if cfg.fetch_hold_s is not None:
             scored, held = _fetch_holds(snap, cost, scored, cfg)
-        decision, weights = self._schedule_window(snap, cost, scored, ranks)
+        decision, weights = self._schedule_window(snap, cost, scored, ranks, weights)
         out: list[Assignment] = []
         for uid, gpus in decision.launch:
             i = next(j for j, o in enumerate(scored[uid]) if o.gpus == gpus)
@@ -276,11 +276,12 @@ class Fate:
         cost: CostModel,
         scored: dict[int, list[Scored]],
         ranks: dict[int, float],
+        weights: dict[int, float],
     ) -> tuple[WindowDecision, dict[int, float]]:
         """The window schedule of the scored ready stages and the soon-ready ones they
-        lead to, and the weights it used (``ranks`` gains the soon-ready stages'). An
-        empty window (every ready stage held, or none fits) launches nothing."""
-        weights = self._weights(snap, ranks)
+        lead to, and the weights it used: ``weights`` (of ``ranks``) when the window is
+        empty (every ready stage held, or none fits; it launches nothing), else those of
+        ``ranks`` with the soon-ready stages' added."""
         if not scored:
             return WindowDecision((), False, "EMPTY", {}), weights
         cfg = self.config
