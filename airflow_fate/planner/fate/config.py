@@ -101,7 +101,8 @@ class FateConfig:
     the ``fate-rh`` policies, on those seeds at load 0.9 (real-dag / prefix-reuse, P95 s
     and mean latency s of the greedy window): ``window_per_model`` 6 (without a cap the
     window filled with one bottleneck model's stages and other GPUs idled; 12 and no cap
-    were within noise of 6 once the window kept every node's best option);
+    were within noise of 6 once the window kept every node's best option; chosen again
+    below);
     ``window_soon`` 16 (0: 39.3 / 21.6 and 29.8 / 16.3 against 44.8 / 23.7 and 27.9 /
     15.3, so mixed); ``window_terms`` on (off: makespan +10% and +18%); criticality
     ``projected_latency`` for the window (upward rank alone: P95 69.6 and 44.0 against
@@ -111,8 +112,18 @@ class FateConfig:
     applied the fetch hold (they placed stages on nodes still fetching the model);
     with it, on real-dag tuning seeds 0-3 (200 workflows; makespan / P95 / mean s)
     ``fate-rh-greedy`` went from 212.0 / 144.4 / 85.9 to 203.5 / 144.1 / 82.2 at load
-    0.9 and from 234.1 / 174.7 / 101.3 to 208.2 / 156.0 / 88.0 at 1.1; they have not
-    been tuned again since.
+    0.9 and from 234.1 / 174.7 / 101.3 to 208.2 / 156.0 / 88.0 at 1.1.
+
+    ``window_per_model`` was then chosen again (6 -> 12), on real-dag tuning seeds 0-3
+    (200 workflows, ``fate-rh-greedy``; makespan / P95 / mean s). At load 0.9: 6 gave
+    202.7 / 143.6 / 82.1, 9 191.2 / 131.4 / 75.7, 12 180.1 / 119.5 / 70.9, 16 179.0 /
+    123.3 / 72.7, 24 (no cap) 180.7 / 124.1 / 73.3. With 12 against 6, at 1.1: 169.7 /
+    122.6 / 71.0 against 208.2 / 156.0 / 88.0; at 0.7: 188.2 / 115.8 / 65.2 against
+    203.8 / 136.5 / 75.5. The mechanism: a window holding only 6 stages of the
+    bottleneck model saw too short a queue behind its copies for a new copy (a load
+    that evicts, which the backfill never makes) to pay, so the bottleneck model ran on
+    too few GPUs. Before the fetch hold a larger share did not help, because its extra
+    loads went to nodes still fetching the model and idled there.
     """
 
     horizon: int = 2
@@ -146,7 +157,7 @@ class FateConfig:
     fetch_slack: float = 0.25
     receding_horizon: bool = False
     window_ready: int = 24
-    window_per_model: int = 6
+    window_per_model: int = 12
     window_soon: int = 16
     window_options: int = 4
     window_terms: bool = True
