@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -56,8 +57,9 @@ def ready_state(
     stages: list[dict[str, Any]],
     nodes: list[tuple[str, str, int]],
     preload: tuple[tuple[str, tuple[int, ...]], ...] = (),
+    **models: dict[str, Any],
 ) -> tuple[ClusterState, CostModel]:
-    cluster, catalog = make_cluster(nodes), make_catalog()
+    cluster, catalog = make_cluster(nodes), make_catalog(**models)
     graph = WorkloadGraph.from_workload(make_workload(stages, copies=1), catalog)
     state = ClusterState(cluster, catalog, graph)
     for model, gpus in preload:
@@ -91,6 +93,38 @@ def test_loads_on_an_idle_gpu_when_waiting_for_the_warm_one_is_slower() -> None:
     )
     plan = Fate("fate-rh", RH).plan(state.snapshot(), cost)
     assert sorted(a.gpus for a in plan.assignments) == [(0,), (1,)]
+
+
+def test_the_window_sees_enough_of_a_hot_models_queue_to_open_a_copy() -> None:
+    """14 short mid-lm stages (0.09 s warm) and a 0.64 s load that evicts ``filler``.
+
+    The ninth stage in line on the warm GPU would end after a new copy's first stage, so
+    a window holding at least nine of them opens the copy now. A window capped at six
+    never sees that queue, and the backfill does not make loads that evict: the second
+    GPU would idle while the queue drains through one copy. Future terms are off so the
+    window's own schedule decides.
+    """
+    filler = {
+        "weights_gib": 70.0,
+        "kv_bytes_per_token": 65536,
+        "prefill_tokens_per_s": 20000,
+        "decode_tokens_per_s": 2000,
+    }
+    short = {"output_tokens": 5, "max_shards": 1}
+    state, cost = ready_state(
+        [stage(f"h{i}", "mid-lm", **short) for i in range(14)],
+        [("n0", "big", 2)],
+        (("mid-lm", (0,)), ("filler", (1,))),
+        filler=filler,
+    )
+    config = FateConfig(receding_horizon=True, use_solver=False, window_terms=False)
+
+    def launches(cfg: FateConfig) -> list[tuple[tuple[int, ...], bool]]:
+        plan = Fate("fate-rh-greedy", cfg).plan(state.snapshot(), cost)
+        return sorted((a.gpus, bool(a.record and a.record.cost.load > 0)) for a in plan.assignments)
+
+    assert launches(config) == [((0,), False), ((1,), True)], "a second copy loads on GPU 1"
+    assert launches(replace(config, window_per_model=6)) == [((0,), False)]
 
 
 def test_window_schedule_shares_one_load_between_stages_of_a_model() -> None:
