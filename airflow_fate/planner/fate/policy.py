@@ -297,8 +297,10 @@ def _window_ready(
 ) -> list[int]:
     """The most critical ready stages, at most ``per_model`` of any one model.
 
-    Stages of one model beyond the first few queue behind the same copies and start past
-    the window; their slots go to other models' stages, whose GPUs would idle otherwise.
+    Stages of one model beyond the first dozen or so queue behind the same copies and
+    start past the window; their slots go to other models' stages, whose GPUs would idle
+    otherwise. Too small a cap hides the queue of a bottleneck model, and with it the
+    reason to open another copy (ADR 0013, amendment on twelve stages per model).
     """
     taken: dict[str, int] = {}
     out: list[int] = []
