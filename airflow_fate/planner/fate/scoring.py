@@ -40,7 +40,13 @@ from airflow_fate.domain.plan import StageCost
 from airflow_fate.planner.candidates import aligned_blocks, capped_degrees
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.lookahead import Lookahead
-from airflow_fate.planner.fate.supply import MAX_DEMAND, Copy, Need, demand_cost
+from airflow_fate.planner.fate.supply import (
+    MAX_DEMAND,
+    Copy,
+    Need,
+    demand_cost,
+    projected_needs,
+)
 from airflow_fate.state.cluster_state import Resident, Snapshot
 
 TERMS = ("residency", "locality", "prefix", "eviction", "reachability")
@@ -147,15 +153,15 @@ class Scorer:
         if rate_run is None or cfg.projection_window_s <= 0:
             return []
         rate, run, example = rate_run
-        count = min(MAX_DEMAND, round(rate * cfg.projection_window_s))
-        if count <= 0:
-            return []
-        step = cfg.projection_window_s / count
-        cold = self.cold_option(self.snap.graph.stages[example])
-        now = self.snap.now
-        return [
-            Need(now + (i + 0.5) * step, cfg.projection_discount, run, cold) for i in range(count)
-        ]
+        return projected_needs(
+            rate,
+            run,
+            self.cold_option(self.snap.graph.stages[example]),
+            self.snap.now,
+            cfg.projection_window_s,
+            cfg.projection_discount,
+            cfg.projection_keeps_rate,
+        )
 
     def fastest_warm(self, stage: StageInfo) -> float:
         key = (stage.model, stage.input_tokens, stage.output_tokens, stage.prefix_tokens)

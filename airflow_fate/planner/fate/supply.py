@@ -52,6 +52,36 @@ class Need:
     """The stage's uid, or -1 for a projected stage of a workflow yet to arrive."""
 
 
+def projected_needs(
+    rate: float,
+    run_s: float,
+    cold_s: float,
+    now: float,
+    window_s: float,
+    discount: float,
+    keep_rate: bool,
+) -> list[Need]:
+    """The stages of workflows yet to arrive, as at most `MAX_DEMAND` needs.
+
+    ``rate * window_s`` stages are expected over the window, evenly spaced. Past
+    `MAX_DEMAND` of them, each need stands for ``expected / MAX_DEMAND`` stages when
+    ``keep_rate``: it runs that many times ``run_s`` on a copy and weighs that many times
+    ``discount``, so the needs ask of the copies what the projected stages would. Without
+    it each need is one stage and a hot model's projection is cut to `MAX_DEMAND` stages
+    over the whole window: at five stages a second over 60 s, a tenth of its demand, too
+    little for a new copy (one that takes minutes to load) ever to look worth it.
+    """
+    expected = rate * window_s
+    count = min(MAX_DEMAND, round(expected))
+    if count <= 0:
+        return []
+    step = window_s / count
+    each = expected / count if keep_rate else 1.0
+    return [
+        Need(now + (i + 0.5) * step, discount * each, run_s * each, cold_s) for i in range(count)
+    ]
+
+
 def demand_cost(needs: list[Need], copies: list[Copy], now: float) -> float:
     """Discounted seconds the needs (sorted by ``ready_at``) pay in waits or cold loads."""
     free = [c.free_at if c.free_at > now else now for c in copies]
