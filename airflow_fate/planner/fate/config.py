@@ -44,7 +44,7 @@ class FateConfig:
             needs, keeps its rate: each need stands for several stages
             (`supply.projected_needs`). Off, the cut leaves a model arriving at five
             stages a second a tenth of its demand, so its copies look idle, a new copy
-            never pays and evicting one costs nothing.
+            barely pays and losing one costs little.
         residency, locality, prefix, eviction, reachability: switch each future term.
         shards: False restricts every stage to its smallest fitting degree.
         shard_pressure: on a node with at least this fraction of its GPUs busy, stages get
