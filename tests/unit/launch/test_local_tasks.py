@@ -11,7 +11,13 @@ from pathlib import Path
 
 from airflow_fate.launch.local_tasks import LocalTaskLauncher
 from airflow_fate.launch.processes import pid_alive, read_pid_file
-from airflow_fate.launch.types import DevicesLost, EventKind, GpuPlacement, LaunchRequest
+from airflow_fate.launch.types import (
+    DevicesLost,
+    EventKind,
+    GpuPlacement,
+    LaunchEvent,
+    LaunchRequest,
+)
 from airflow_fate.runtime.binding import DeviceBinding
 from tests.conftest import make_cluster
 from tests.unit.executor.conftest import key
@@ -38,10 +44,14 @@ def _pid(pid_file: Path) -> int:
 
 
 def _until_done(launcher: LocalTaskLauncher, timeout_s: float = 60.0) -> list[EventKind]:
+    """The kinds of the task events until one succeeds; any other event fails the test
+    (a `DevicesLost` here would be one no test expects)."""
     kinds: list[EventKind] = []
     deadline = time.monotonic() + timeout_s
     while EventKind.SUCCEEDED not in kinds and time.monotonic() < deadline:
-        kinds += [e.kind for e in launcher.poll(0.2)]
+        for event in launcher.poll(0.2):
+            assert isinstance(event, LaunchEvent), event
+            kinds.append(event.kind)
     return kinds
 
 
@@ -64,13 +74,21 @@ def test_task_process_gets_the_placement_and_worker(tmp_path: Path) -> None:
 
 
 def test_a_shard_group_gets_its_own_worker(tmp_path: Path) -> None:
+    """The single-GPU workers it replaces are stopped, and not reported as lost.
+
+    The planner placed the group knowing its worker replaces theirs (and drops what
+    they held); a `DevicesLost` for GPUs 0 and 1 would also drop what the group's new
+    worker is about to hold.
+    """
     launcher = _launcher(tmp_path)
     try:
         launcher.start()
         singles = [_pid(tmp_path / f"w{i}.pid") for i in range(2)]
         request = LaunchRequest(key("g"), ("python", "-c", "pass"), GpuPlacement("local", (0, 1)))
         launcher.launch(request)
-        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED
+        assert _until_done(launcher)[-1] is EventKind.SUCCEEDED  # and no DevicesLost
+        time.sleep(1.0)  # the stopped workers have exited by now
+        assert not [e for e in launcher.poll() if isinstance(e, DevicesLost)]
         assert sorted(p.name for p in tmp_path.glob("w*.pid")) == ["w0-1.pid"]
         assert not any(pid_alive(p) for p in singles)
         assert launcher.live_devices() == {0, 1}
@@ -166,9 +184,12 @@ def test_a_worker_on_its_way_out_is_waited_for_and_replaced(tmp_path: Path) -> N
         launcher.poll()  # the launcher sees it serving
         os.kill(leaving, signal.SIGSTOP)  # hold it between closing its socket and exiting
         (tmp_path / "w0.sock").unlink()
-        resume = threading.Timer(
-            1.0, lambda: (os.kill(leaving, signal.SIGTERM), os.kill(leaving, signal.SIGCONT))
-        )
+
+        def resume_it() -> None:
+            os.kill(leaving, signal.SIGTERM)
+            os.kill(leaving, signal.SIGCONT)
+
+        resume = threading.Timer(1.0, resume_it)
         resume.start()
         request = LaunchRequest(key("next"), ("python", "-c", "pass"), GpuPlacement("local", (0,)))
         launcher.launch(request)
