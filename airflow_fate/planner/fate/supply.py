@@ -63,13 +63,14 @@ def projected_needs(
 ) -> list[Need]:
     """The stages of workflows yet to arrive, as at most `MAX_DEMAND` needs.
 
-    ``rate * window_s`` stages are expected over the window, evenly spaced. Past
-    `MAX_DEMAND` of them, each need stands for ``expected / MAX_DEMAND`` stages when
-    ``keep_rate``: it runs that many times ``run_s`` on a copy and weighs that many times
+    ``expected = rate * window_s`` stages are expected over the window, as ``count =
+    min(MAX_DEMAND, round(expected))`` evenly spaced needs. With ``keep_rate`` each need
+    stands for ``expected / count`` stages (many past `MAX_DEMAND`; within a rounding of
+    one below it): it runs that many times ``run_s`` on a copy and weighs that many times
     ``discount``, so the needs ask of the copies what the projected stages would. Without
     it each need is one stage and a hot model's projection is cut to `MAX_DEMAND` stages
-    over the whole window: at five stages a second over 60 s, a tenth of its demand, too
-    little for a new copy (one that takes minutes to load) ever to look worth it.
+    over the whole window: at five stages a second over 60 s, a tenth of its demand, so
+    its copies look idle and a new one looks worth little.
     """
     expected = rate * window_s
     count = min(MAX_DEMAND, round(expected))
