@@ -157,10 +157,10 @@ class Scorer:
             rate,
             run,
             self.cold_option(self.snap.graph.stages[example]),
-            self.snap.now,
-            cfg.projection_window_s,
-            cfg.projection_discount,
-            cfg.projection_keeps_rate,
+            now=self.snap.now,
+            window_s=cfg.projection_window_s,
+            discount=cfg.projection_discount,
+            keep_rate=cfg.projection_keeps_rate,
         )
 
     def fastest_warm(self, stage: StageInfo) -> float:

@@ -55,8 +55,7 @@ def test_a_second_copy_of_a_hot_model_is_worth_far_more_when_the_rate_is_kept() 
     """
     one = [Copy((0, 1), 0, 0.0)]
     two = [*one, Copy((2, 3), 1, 10.0)]
-    saved = {}
-    for keep_rate in (True, False):
-        needs = projected_needs(HOT_RATE, RUN_S, 50.0, 0.0, 60.0, 0.5, keep_rate)
-        saved[keep_rate] = demand_cost(needs, one, 0.0) - demand_cost(needs, two, 0.0)
+    saved = {
+        k: demand_cost(hot(k), one, 0.0) - demand_cost(hot(k), two, 0.0) for k in (True, False)
+    }
     assert saved[True] > 10 * saved[False] > 0.0
