@@ -71,6 +71,11 @@ class FateConfig:
             each node, earliest first.
         window_terms: add each ready option's future terms (what it leaves beyond the
             window) to the schedule's objective.
+        window_backlog: a ready option that loads its model also carries what its copy
+            saves the model's whole ready backlog and what the copies it evicts cost
+            theirs (`backlog`): the window's dozen stages of a model and the residency
+            term's 32 never show a queue that lasts minutes, so the bottleneck model
+            kept as few copies as it started with while other GPUs idled.
         widen_slack: a group wider than a node's narrowest option is kept only if its
             GPU-seconds (k x run) are within ``1 + widen_slack`` of the narrowest's (None:
             no such rule). 0.3 admits a 4-way widening of a compute-bound stage
@@ -177,10 +182,15 @@ class FateConfig:
     window_soon: int = 16
     window_options: int = 4
     window_terms: bool = True
+    window_backlog: bool = False
 
 
 RECEDING = FateConfig(
-    receding_horizon=True, projected_latency=True, work_limit=0.01, projection_keeps_rate=True
+    receding_horizon=True,
+    projected_latency=True,
+    work_limit=0.01,
+    projection_keeps_rate=True,
+    window_backlog=True,
 )
 """The receding-horizon planner's settings (``fate-rh``)."""
 

@@ -64,3 +64,8 @@ class DemandRates:
         return {
             m: (n / elapsed, self.run_sums[m] / n, self.examples[m]) for m, n in self.counts.items()
         }
+
+    def mean_runs(self) -> dict[str, float]:
+        """Per model, the mean warm run (s) of its stages seen so far at their fastest
+        layouts."""
+        return {m: self.run_sums[m] / n for m, n in self.counts.items()}

@@ -28,6 +28,7 @@ from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.plan import Assignment, DecisionRecord, Plan, StageCost
 from airflow_fate.planner.candidates import groups_for
+from airflow_fate.planner.fate.backlog import BacklogValue
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.demand import DemandRates
 from airflow_fate.planner.fate.lookahead import build_lookahead
@@ -289,7 +290,11 @@ class Fate:
         ranks.update((u, self._rank(snap, cost, u)) for u in soon)
         weights = self._weights(snap, ranks)
         soon = sorted(soon, key=lambda u: (-weights[u], u))[: cfg.window_soon]
-        return plan_window(snap, cost, scored, soon, weights, cfg), weights
+        backlog = None
+        if cfg.window_backlog and snap.gpus_keep_state:
+            self._demand.update(snap, cost, cfg.rate_floor_s)  # a no-op after scoring's
+            backlog = BacklogValue(snap, self._demand.mean_runs())
+        return plan_window(snap, cost, scored, soon, weights, cfg, backlog), weights
 
 
 def _window_ready(

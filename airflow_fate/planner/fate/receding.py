@@ -4,7 +4,9 @@ At an epoch where some GPU is free:
 
 1. Window (`window`): the ``window_ready`` most critical ready stages with their scored
    candidates, and the ``window_soon`` most critical stages that become ready when
-   running or window stages end, each with its earliest-finishing GPU sets.
+   running or window stages end, each with its earliest-finishing GPU sets. A load
+   also carries its value to its model's whole ready backlog (`backlog`), which the
+   window's few stages of that model do not show.
 2. Greedy schedule of the window (`serial`): the hint, and the answer when the solver is
    off or finds nothing in its budget.
 3. CP-SAT schedule (`schedule`): intervals per GPU, shared model loads as setup,
@@ -26,6 +28,7 @@ from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.graph import StageInfo
 from airflow_fate.domain.plan import StageCost
 from airflow_fate.planner.candidates import groups_for
+from airflow_fate.planner.fate.backlog import BacklogValue
 from airflow_fate.planner.fate.config import FateConfig
 from airflow_fate.planner.fate.schedule import add_hint, build_model, solve
 from airflow_fate.planner.fate.scoring import Scored
@@ -58,10 +61,12 @@ def plan_window(
     soon: list[int],
     weights: dict[int, float],
     cfg: FateConfig,
+    backlog: BacklogValue | None = None,
 ) -> WindowDecision:
-    """Steps 1-4 for the scored ready stages and the chosen soon-ready ones."""
+    """Steps 1-4 for the scored ready stages and the chosen soon-ready ones (``backlog``:
+    value loads against whole backlogs, `build_window`)."""
     settings = WindowSettings(options=cfg.window_options, future_terms=cfg.window_terms)
-    window = build_window(snap, cost, scored, soon, weights, settings)
+    window = build_window(snap, cost, scored, soon, weights, settings, backlog)
     greedy = serial_schedule(window)
     plan, fallback, status = greedy, False, "GREEDY"
     if cfg.use_solver:

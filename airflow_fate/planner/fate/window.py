@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from airflow_fate.cost.estimator import CostModel
 from airflow_fate.domain.plan import StageCost
 from airflow_fate.planner.candidates import groups_for
+from airflow_fate.planner.fate.backlog import BacklogValue
 from airflow_fate.planner.fate.scoring import Scored
 from airflow_fate.state.cluster_state import Residency, Snapshot
 
@@ -163,16 +164,27 @@ def build_window(
     soon: list[int],
     weights: dict[int, float],
     settings: WindowSettings,
+    backlog: BacklogValue | None = None,
 ) -> Window:
-    """The window of ``scored`` frontier stages (their scored options) and ``soon`` stages."""
+    """The window of ``scored`` frontier stages (their scored options) and ``soon`` stages.
+
+    With ``backlog``, a ready option that loads its model also carries, in its future
+    terms, what the copy it opens saves that model's whole ready backlog and what the
+    copies it evicts cost theirs (`backlog`).
+    """
     now = snap.now
     keep_state = snap.gpus_keep_state
     stages_out: list[WindowStage] = []
     in_window = set(scored) | set(soon)
+    graph_stages = snap.graph.stages
     for uid in sorted(scored, key=lambda u: (-weights[u], u)):
+        stage = graph_stages[uid]
         options = []
         for o in scored[uid]:
             extra = (o.score - o.finish) if settings.future_terms else 0.0
+            if backlog is not None and o.cost.load > 0:
+                ready_in, warm_run = o.cost.wait + o.cost.load, o.cost.run - o.cost.load
+                extra += backlog.load_term(stage.model, o.gpus, stage.tokens, ready_in, warm_run)
             options.append(_option(o.gpus, o.cost.wait, o.cost.run, o.cost.load, extra, 0.0))
         stages_out.append(_stage(snap, uid, weights[uid], True, in_window, options, keep_state))
     for uid in _topological(snap, soon):
