@@ -292,7 +292,9 @@ class Fate:
         soon = sorted(soon, key=lambda u: (-weights[u], u))[: cfg.window_soon]
         backlog = None
         if cfg.window_backlog and snap.gpus_keep_state:
-            self._demand.update(snap, cost, cfg.rate_floor_s)  # a no-op after scoring's
+            # Counts only workflows not seen yet: scoring has counted them when the
+            # residency term is on.
+            self._demand.update(snap, cost, cfg.rate_floor_s)
             backlog = BacklogValue(snap, self._demand.mean_runs())
         return plan_window(snap, cost, scored, soon, weights, cfg, backlog), weights
 

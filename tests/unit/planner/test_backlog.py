@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from airflow_fate.planner.fate import Fate, FateConfig
 from airflow_fate.planner.fate.backlog import BacklogValue, copy_gain, copy_loss
-from tests.unit.planner.test_receding import ready_state
 from tests.conftest import stage
+from tests.unit.planner.test_receding import ready_state
 
 
 def summed_wait(count: int, runs: list[float], free_at: list[float]) -> float:
@@ -67,7 +68,9 @@ def test_the_gain_grows_with_the_backlog_and_shrinks_with_the_wait_for_the_copy(
 
 
 def test_losing_a_copy_costs_the_rise_in_summed_wait() -> None:
-    assert copy_loss(400, 1.2, 6) == pytest.approx(fluid_wait(400, 1.2, 5) - fluid_wait(400, 1.2, 6))
+    assert copy_loss(400, 1.2, 6) == pytest.approx(
+        fluid_wait(400, 1.2, 5) - fluid_wait(400, 1.2, 6)
+    )
     assert copy_loss(400, 1.2, 1) == 0.0, "the only copy: the eviction term prices a cold load"
     assert copy_loss(0, 1.2, 6) == 0.0
 
@@ -78,7 +81,7 @@ FILLER = {
     "prefill_tokens_per_s": 20000,
     "decode_tokens_per_s": 2000,
 }
-SHORT = {"output_tokens": 5, "max_shards": 1}
+SHORT: dict[str, Any] = {"output_tokens": 5, "max_shards": 1}
 
 
 def test_a_load_is_charged_for_the_backlogged_copies_it_evicts() -> None:
